@@ -1,0 +1,161 @@
+"""The `semillero` command: train, sweep, plan, report.
+
+    semillero train [hydra overrides]            one run (add -m for a Hydra multirun)
+    semillero sweep EXP=<study> [SCALE=tiny]     a study's whole grid, then its report
+    semillero plan EXP=<study> [SCALE=tiny]      validate and list the grid; loads nothing
+    semillero report EXP=<study> [SCALE=tiny]    report.md / report.csv / report.png
+
+`EXP=` and `SCALE=` are shorthands for `experiment=` and `scale=`; everything else is a
+Hydra override (`trainer.max_steps=100`, `model=distilgpt2`, `tracker=none`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from semillero.config.compose import (
+    check_choices,
+    compose,
+    conf_dir,
+    normalise_args,
+    run_dir,
+    study_dir,
+    validate,
+)
+from semillero.config.schema import ReportConfig, RunConfig
+from semillero.errors import SemilleroError
+
+log = logging.getLogger("semillero")
+_failures: list[str] = []  # runs of this process that did not finish (basic launcher)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    command, rest = args[0], normalise_args(args[1:])
+    commands = {"train": train, "sweep": sweep, "plan": plan, "report": report}
+    if command not in commands:
+        print(f"error: unknown command {command!r}; use one of {', '.join(commands)}")
+        return 2
+    try:
+        return commands[command](rest)
+    except SemilleroError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def train(overrides: list[str], multirun: bool = False) -> int:
+    """Runs Hydra's app over the overrides (one run, or a multirun with -m)."""
+    import hydra
+
+    if "-m" in overrides or "--multirun" in overrides:
+        multirun = True
+        overrides = [o for o in overrides if o not in ("-m", "--multirun")]
+    check_choices(overrides)
+    _failures.clear()
+    sys.argv = ["semillero", *(["--multirun"] if multirun else []), *overrides]
+    app = hydra.main(config_path=str(conf_dir()), config_name="config", version_base=None)
+    app(_task)()
+    return 1 if _failures else 0
+
+
+def _task(cfg: object) -> str:
+    """One Hydra job: validate, run, record. Errors are reported and recorded, not raised,
+    so that one bad grid point does not hide the others' results."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig, OmegaConf
+
+    from semillero.runner import execute
+
+    assert isinstance(cfg, DictConfig)
+    overrides = list(HydraConfig.get().overrides.task)
+    try:
+        run = validate(cfg)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(config, dict)
+        return execute(run, config, overrides).status
+    except SemilleroError as exc:
+        print(f"error ({' '.join(overrides) or 'defaults'}): {exc}", file=sys.stderr)
+    except Exception:
+        log.exception("run failed (%s)", " ".join(overrides))
+    _failures.append(" ".join(overrides))
+    return "failed"
+
+
+def sweep(overrides: list[str]) -> int:
+    """A study's whole grid: plan it, refuse if any point is invalid, run it, report it."""
+    from semillero.plan import describe, plan_grid
+
+    start = time.perf_counter()
+    points = plan_grid(overrides)
+    print(describe(points), flush=True)
+    if any(p.run is None for p in points):
+        print("error: the grid has invalid points (above); fix them before the sweep starts")
+        return 2
+    print(f"\n[semillero] sweep: {len(points)} runs", flush=True)
+    code = train(overrides, multirun=True)
+    runs = [p.run for p in points if p.run is not None]
+    unfinished = [r for r in runs if _status(r) != "done"]
+    if runs and runs[0].report is not None:
+        print(_report(runs[0].report, study_dir(runs[0].paths.output_dir, runs[0].scale,
+                                                runs[0].study)), flush=True)
+    elapsed = time.perf_counter() - start
+    print(f"\n[semillero] {len(runs) - len(unfinished)}/{len(runs)} runs done "
+          f"in {elapsed:.0f}s ({elapsed / 60:.1f} min)", flush=True)
+    for r in unfinished:
+        print(f"  not done: {run_dir(r)}")
+    return 1 if unfinished else code
+
+
+def _status(run: RunConfig) -> str:
+    from semillero.records import RECORD, read_record
+
+    path = run_dir(run) / RECORD
+    return read_record(path).status if path.is_file() else "missing"
+
+
+def plan(overrides: list[str]) -> int:
+    from semillero.plan import describe, plan_grid
+
+    points = plan_grid(overrides)
+    print(describe(points))
+    invalid = sum(p.run is None for p in points)
+    print(f"\n{len(points)} runs, {invalid} invalid")
+    return 2 if invalid else 0
+
+
+def report(overrides: list[str]) -> int:
+    run = validate(compose(overrides))
+    if run.report is None:
+        raise SemilleroError(
+            f"study {run.study!r} defines no report: pick one with EXP=<study> "
+            f"(conf/experiment/), or add a report: section to its YAML"
+        )
+    folder = study_dir(run.paths.output_dir, run.scale, run.study)
+    if not folder.is_dir():
+        other = "tiny" if run.scale == "full" else "full"
+        alt = study_dir(run.paths.output_dir, other, run.study)
+        hint = f"; there are runs at SCALE={other}" if alt.is_dir() else ""
+        raise SemilleroError(
+            f"no runs under {folder}{hint}: run `make sweep EXP={run.study}` first"
+        )
+    print(_report(run.report, folder))
+    return 0
+
+
+def _report(cfg: ReportConfig, folder: Path) -> str:
+    from semillero.report import console_table, report_study
+
+    report_study(folder, cfg, conf_dir().parent)
+    table = console_table(folder, cfg)
+    return f"\n{table}\n\nreport: {folder / 'report.md'} (+ report.csv, report.png)"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""Compose, validate and hash run configs; expand a study's sweep grid without running it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import ValidationError
+
+from semillero.config.schema import RunConfig
+from semillero.errors import ConfigError, did_you_mean
+
+# Config groups a user picks with `group=choice`.
+GROUPS = ("model", "dataset", "method", "trainer", "tracker", "experiment")
+# Sections that do not change a run's results: excluded from its hash, so that the same
+# experiment logged elsewhere or written to another folder is still the same run.
+NOT_HASHED = ("tracker", "paths", "report", "study")
+
+
+def conf_dir() -> Path:
+    """The config tree: $SEMILLERO_CONF_DIR, else conf/ at the repository root."""
+    env = os.environ.get("SEMILLERO_CONF_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[3] / "conf"
+    if not (path / "config.yaml").is_file():
+        raise ConfigError(
+            f"no config tree at {path}: run semillero from a checkout of the repository "
+            "(pip install -e .), or set SEMILLERO_CONF_DIR to a folder holding config.yaml"
+        )
+    return path
+
+
+def group_options(group: str) -> list[str]:
+    """Every choice of a config group, found recursively (`experiment/sub/name`)."""
+    root = conf_dir() / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def check_choices(overrides: Sequence[str]) -> None:
+    """Fails on `group=choice` overrides whose choice does not exist, listing the options.
+
+    Hydra would fail too, but later and without a suggestion; this runs before anything
+    is composed or loaded.
+    """
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or key not in GROUPS or value in ("", "null"):
+            continue
+        options = group_options(key)
+        for choice in value.split(","):
+            if choice not in options:
+                raise ConfigError(
+                    f"{key}={choice}: there is no conf/{key}/{choice}.yaml."
+                    f"{did_you_mean(choice, options)} Valid options: {', '.join(options)}"
+                )
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
+    """Turns a composed config into a RunConfig, or raises one ConfigError naming each fix."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    assert isinstance(data, dict)
+    data = {k: v for k, v in data.items() if k != "hydra"}
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = [f"invalid config ({exc.error_count()} problem(s)):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = _schema_at(err["loc"][:-1])
+            valid = sorted(parent.model_fields) if parent else []
+            hint = did_you_mean(str(err["loc"][-1]), valid)
+            lines.append(f"  {where}: unknown key.{hint} Valid keys: {', '.join(valid)}")
+        elif err["type"] == "missing":
+            lines.append(f"  {where}: required, but missing. Set it in the YAML or as {where}=...")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where}: {msg} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _schema_at(loc: Sequence[int | str]) -> type[Any] | None:
+    schema: Any = RunConfig
+    for part in loc:
+        field = schema.model_fields.get(part) if hasattr(schema, "model_fields") else None
+        if field is None:
+            return None
+        schema = field.annotation
+        # Optional[X] / X | None: take X.
+        args = [a for a in getattr(schema, "__args__", ()) if a is not type(None)]
+        if args and hasattr(args[0], "model_fields"):
+            schema = args[0]
+    return schema if hasattr(schema, "model_fields") else None
+
+
+def run_hash(run: RunConfig) -> str:
+    """A stable hash of everything that changes a run's results (12 hex digits)."""
+    data = run.model_dump(mode="json", exclude=set(NOT_HASHED))
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_name(run: RunConfig) -> str:
+    """Folder name of a run: readable parts plus the config hash."""
+    return f"{run.model.name}__{run.dataset.name}__{run.method.name}__{run_hash(run)}"
+
+
+def study_dir(output_dir: str | Path, scale: str, study: str) -> Path:
+    return Path(output_dir) / scale / study
+
+
+def run_dir(run: RunConfig) -> Path:
+    return study_dir(run.paths.output_dir, run.scale, run.study) / run_name(run)
+
+
+def normalise_args(args: Sequence[str]) -> list[str]:
+    """Turns the Makefile-style `EXP=x SCALE=y` into Hydra overrides; keeps the rest."""
+    out = []
+    for arg in args:
+        if arg.startswith("EXP="):
+            out.append("experiment=" + arg[4:])
+        elif arg.startswith("SCALE="):
+            out.append("scale=" + arg[6:])
+        else:
+            out.append(arg)
+    return out
+
+
+@cache
+def _initialised() -> bool:
+    from hydra import initialize_config_dir
+
+    # Kept open for the life of the process: plan and tests compose many configs.
+    initialize_config_dir(config_dir=str(conf_dir()), version_base=None).__enter__()
+    return True
+
+
+def compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:
+    """Composes conf/config.yaml with overrides, as `semillero train` would."""
+    from hydra import compose as hydra_compose
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    check_choices(overrides)
+    _initialised()
+    try:
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_explain_hydra(str(exc).strip())) from None
+
+
+def _explain_hydra(message: str) -> str:
+    """Hydra answers an unknown override key with 'use +key=...', which would only move the
+    error to validation. Say what the key should be instead."""
+    match = re.match(r"Could not override '([\w.]+)'", message)
+    if not match:
+        return message
+    *parent, leaf = match.group(1).split(".")
+    schema = _schema_at(parent) if parent else RunConfig
+    valid = sorted(schema.model_fields) if schema else []
+    where = ".".join(parent) or "the root config"
+    return (
+        f"{match.group(1)}: unknown key.{did_you_mean(leaf, valid)} "
+        f"Valid keys of {where}: {', '.join(valid)}"
+    )
+
+
+def expand_grid(overrides: Sequence[str]) -> list[list[str]]:
+    """Every grid point of a sweep: the study's hydra.sweeper.params crossed with any
+    comma-separated overrides given on the command line. Uses Hydra's own sweep parser."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    plain = [o for o in overrides if "," not in o.partition("=")[2]]
+    swept = [o for o in overrides if "," in o.partition("=")[2]]
+    cfg = compose(plain, with_hydra=True)
+    params = cfg.hydra.sweeper.get("params") or {}
+    swept_keys = {o.partition("=")[0] for o in swept}
+    swept += [f"{k}={v}" for k, v in params.items() if k not in swept_keys]
+    parsed = OverridesParser.create().parse_overrides(plain + swept)
+    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return [list(point) for batch in batches for point in batch]

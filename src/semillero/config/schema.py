@@ -1,0 +1,200 @@
+"""Typed schemas for the composed Hydra config.
+
+Hydra composes `conf/`; these pydantic models validate the result. Every model forbids
+unknown keys, so a typo is an error instead of a silently ignored value (Axolotl's schema
+drops unknown keys; we do not copy that). Field names follow the libraries they feed
+(`learning_rate`, `per_device_train_batch_size`, ...), so a TrainingArguments knob has the
+same name here as in the transformers docs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# A hub id is `owner/name`, or a bare legacy name such as `distilgpt2`.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class Schema(BaseModel):
+    """Base for every config section: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class ModelFacts(Schema):
+    parameters_m: float | None = Field(None, description="Parameters of the real model, millions.")
+    layers: int | None = Field(None, description="Transformer blocks of the real model.")
+    hidden_size: int | None = Field(None, description="Width of the real model.")
+    vocab_size: int | None = Field(None, description="Vocabulary size of the real tokenizer.")
+    context_length: int | None = Field(None, description="Maximum positions of the real model.")
+    pad_token: str | None = Field(
+        None, description="The real tokenizer's pad token; null when it has none (pad = eos)."
+    )
+
+
+class TwinConfig(Schema):
+    config: dict[str, Any] = Field(
+        description="Keyword arguments of the architecture's config class for the tiny twin "
+        "(e.g. n_layer: 2, n_embd: 64). vocab_size and special token ids come from the "
+        "twin tokenizer."
+    )
+    vocab_size: int = Field(1024, description="Vocabulary of the BPE tokenizer trained locally.")
+
+
+class ModelConfig(Schema):
+    name: str = Field(description="Short name, the file name in conf/model/.")
+    hub_id: str = Field(description="Hugging Face hub id, `owner/name` (or a bare legacy name).")
+    revision: str | None = Field(None, description="Hub branch, tag or commit; null = main.")
+    path: str | None = Field(
+        None, description="Local directory in save_pretrained layout; loaded instead of hub_id."
+    )
+    architecture: str = Field(
+        description="transformers class of the model, e.g. GPT2LMHeadModel; the twin uses it too."
+    )
+    facts: ModelFacts = Field(default_factory=ModelFacts)
+    twin: TwinConfig
+
+    @field_validator("hub_id")
+    @classmethod
+    def _hub_id_form(cls, value: str) -> str:
+        if not HUB_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not a hub id: use the form owner/name "
+                "(e.g. datificate/gpt2-small-spanish), or set model.path to a local directory"
+            )
+        return value
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        if not re.match(r"^[A-Z]\w+For\w+$|^\w+LMHeadModel$", value):
+            raise ValueError(
+                f"{value!r} does not look like a transformers model class "
+                "(e.g. GPT2LMHeadModel, GPTNeoForCausalLM)"
+            )
+        return value
+
+
+class CleaningConfig(Schema):
+    drop_blank: bool = Field(
+        True, description="Drop rows whose text is null, empty or whitespace-only (the seed)."
+    )
+    max_drop_fraction: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Above this fraction of dropped rows the file is broken, not dirty: error.",
+    )
+
+
+class DatasetConfig(Schema):
+    name: str = Field(description="Short name, the file name in conf/dataset/.")
+    hub_id: str | None = Field(None, description="Hugging Face hub data set id.")
+    config_name: str | None = Field(None, description="The hub data set's configuration.")
+    revision: str | None = Field(None, description="Hub branch, tag or commit.")
+    path: str | None = Field(
+        None, description="Local file (.csv/.json/.jsonl/.parquet) or hub-style directory."
+    )
+    source_split: str = Field("train", description="Split to read; may be a slice: train[:1%].")
+    fixture: str = Field(
+        description="Shipped fixture (relative to src/semillero/fixtures/) used at scale=tiny."
+    )
+    licence: str = Field("unspecified", description="The data set's licence, as published.")
+    columns: list[str] = Field(description="Columns the source must have.")
+    text_column: str = Field(description="Column holding the training text.")
+    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
+    test_size: float = Field(0.1, gt=0, lt=1, description="Held-out fraction (the seed: 0.1).")
+    max_train_samples: int | None = Field(None, gt=0, description="Keep the first N train rows.")
+    max_eval_samples: int | None = Field(None, gt=0, description="Keep the first N test rows.")
+
+
+class GenerationSettings(Schema):
+    prompt: str = Field(description="Prompt of the sample written after training.")
+    max_length: int = Field(60, gt=0, description="Prompt plus new tokens (the seed's count).")
+    num_return_sequences: int = Field(1, gt=0)
+    do_sample: bool = True
+    top_k: int = Field(50, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    temperature: float = Field(1.0, gt=0)
+
+
+class ClmMethodConfig(Schema):
+    name: Literal["clm"] = "clm"
+    max_length: int = Field(256, gt=0, description="Tokens per example (the seed: 256).")
+    padding: Literal["max_length", "dynamic", "packing"] = Field(
+        "max_length",
+        description="max_length pads each example (the seed); dynamic pads per batch; "
+        "packing concatenates examples into max_length blocks.",
+    )
+    generation: GenerationSettings
+
+
+class TrainerConfig(Schema):
+    """A subset of transformers.TrainingArguments, under the same names."""
+
+    num_train_epochs: float = Field(1, gt=0)
+    max_steps: int = Field(-1, description="> 0 overrides num_train_epochs.")
+    per_device_train_batch_size: int = Field(8, gt=0)
+    per_device_eval_batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    lr_scheduler_type: str = "linear"
+    max_grad_norm: float = 1.0
+    eval_strategy: Literal["no", "steps", "epoch"] = "no"
+    eval_steps: int | None = None
+    logging_steps: int = Field(50, gt=0)
+    logging_first_step: bool = False
+    save_strategy: Literal["no", "steps", "epoch", "best"] = "no"
+    save_steps: int = 500
+    save_total_limit: int | None = None
+    load_best_model_at_end: bool = False
+    fp16: bool = Field(False, description="Mixed precision; falls back to fp32 without CUDA.")
+    bf16: bool = Field(False, description="bf16 mixed precision; falls back without CUDA.")
+    activation_checkpointing: bool = Field(False, description="Recompute activations in backward.")
+    optim: str = "adamw_torch"
+    dataloader_num_workers: int = Field(0, ge=0)
+
+
+class TrackerConfig(Schema):
+    name: Literal["wandb", "none"]
+    project: str = "semillero"
+    entity: str | None = None
+    mode: Literal["auto", "online", "offline", "disabled"] = Field(
+        "auto", description="auto: online when WANDB_API_KEY is set, else offline."
+    )
+
+
+class PathsConfig(Schema):
+    output_dir: str = Field(description="Records live in <output_dir>/<scale>/<study>/<run>/.")
+    cache_dir: str = Field(description="Twin tokenizers are cached here.")
+
+
+class ReportConfig(Schema):
+    title: str
+    reference: str | None = Field(None, description="CSV of the published numbers, by hub_id.")
+    reference_note: str | None = Field(None, description="Where the published numbers come from.")
+    rank_by: str = Field(description="Metric that picks the winner (lowest wins).")
+    metrics: list[str] = Field(description="Metrics shown in the table, in order.")
+    plot: list[str] = Field(default_factory=list, description="Metrics drawn as bar plots.")
+
+
+class RunConfig(Schema):
+    """One fully composed run."""
+
+    study: str
+    scale: Literal["full", "tiny"] = Field(
+        description="full: hub ids / local paths; tiny: offline twins and fixtures."
+    )
+    seed: int
+    paths: PathsConfig
+    model: ModelConfig
+    dataset: DatasetConfig
+    method: ClmMethodConfig
+    trainer: TrainerConfig
+    tracker: TrackerConfig
+    report: ReportConfig | None = None

@@ -1,0 +1,53 @@
+"""Where a data set comes from, checked without importing `datasets` (plan uses this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from semillero.config.schema import DatasetConfig
+from semillero.errors import DataError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+# load_dataset builder for each local file type.
+BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "hub" | "local" | "fixture"
+    location: str  # hub id, or an absolute path
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.location}"
+
+
+def resolve_source(cfg: DatasetConfig, scale: str) -> Source:
+    """Where a data set comes from: the fixture at scale=tiny, else path, else hub id."""
+    if scale == "tiny":
+        return Source("fixture", str(FIXTURES / cfg.fixture))
+    if cfg.path:
+        return Source("local", str(Path(cfg.path).expanduser().resolve()))
+    if cfg.hub_id:
+        return Source("hub", cfg.hub_id)
+    raise DataError(
+        f"dataset {cfg.name!r} has neither hub_id nor path: set dataset.path=/local/file.csv "
+        "or dataset.hub_id=owner/name"
+    )
+
+
+def check_source(cfg: DatasetConfig, source: Source) -> None:
+    """Cheap checks that need no library import: the local file or folder exists."""
+    if source.kind == "hub":
+        return
+    path = Path(source.location)
+    if not path.exists():
+        fix = "set dataset.path to an existing file" if source.kind == "local" else (
+            "reinstall semillero (pip install -e .): the shipped fixture is missing"
+        )
+        raise DataError(f"dataset {cfg.name!r}: {path} does not exist; {fix}")
+    if path.is_file() and path.suffix not in BUILDERS:
+        raise DataError(
+            f"dataset {cfg.name!r}: cannot read {path.name}: use one of "
+            f"{', '.join(sorted(BUILDERS))}, or a directory laid out like the hub repo"
+        )

@@ -1,0 +1,63 @@
+"""Method `clm`: full causal-LM fine-tuning with transformers.Trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+from semillero.config.schema import RunConfig
+from semillero.evaluation.perplexity import perplexity
+from semillero.models.loader import LoadedModel
+from semillero.trainer_args import training_arguments
+
+
+class PerplexityTrainer(Trainer):
+    """Adds eval_perplexity = exp(eval_loss) to every evaluation's logs, so that W&B and
+    the console see it. (The seed printed it from a callback, which runs after the logs
+    are sent; overriding `log` is the one place that reaches every reporter.)"""
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "eval_loss" in logs:
+            logs["eval_perplexity"] = perplexity(logs["eval_loss"])
+        super().log(logs, start_time)
+
+
+def train(
+    run: RunConfig,
+    loaded: LoadedModel,
+    splits: datasets.DatasetDict,
+    output_dir: Path,
+    report_to: list[str],
+) -> tuple[dict[str, Any], TrainingArguments]:
+    """Trains, evaluates once more at the end, and returns the run's metrics."""
+    args = training_arguments(run, output_dir, report_to)
+    trainer = PerplexityTrainer(
+        model=loaded.model,
+        args=args,
+        # mlm=False: labels are the inputs; pad positions (pad = eos too) get -100.
+        data_collator=DataCollatorForLanguageModeling(loaded.tokenizer, mlm=False),
+        train_dataset=splits["train"],
+        eval_dataset=splits["test"],
+        processing_class=loaded.tokenizer,
+    )
+    result = trainer.train()
+    final = trainer.evaluate()
+    runtime = result.metrics["train_runtime"]
+    tokens = trainer.state.num_input_tokens_seen
+    metrics = {
+        "train_loss": result.training_loss,
+        "train_runtime": runtime,
+        "train_steps": result.global_step,
+        "train_samples_per_second": result.metrics["train_samples_per_second"],
+        "train_tokens": tokens,
+        "useful_tokens_per_second": tokens / runtime if runtime > 0 else None,
+        "eval_loss": final["eval_loss"],
+        "eval_runtime": final["eval_runtime"],
+        "perplexity": perplexity(final["eval_loss"]),
+    }
+    if trainer.state.best_model_checkpoint:
+        metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+    return metrics, args

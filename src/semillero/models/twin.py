@@ -1,0 +1,89 @@
+"""Tiny twins: the same transformers class as the real model, random init, a few layers.
+
+The twin's tokenizer is a byte-level BPE trained on the text shipped in
+`semillero/fixtures/`, cached under `<cache_dir>/tokenizers/` by a hash of that text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import transformers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from semillero.config.schema import ModelConfig
+from semillero.data.source import FIXTURES
+
+log = logging.getLogger(__name__)
+
+EOS = "<|endoftext|>"  # GPT-2's single special token: bos, eos and unk at once
+TEXT_SUFFIXES = (".csv", ".json", ".jsonl", ".txt")
+TOKENIZER_RECIPE = "bytelevel-bpe-v1"  # bump when the training recipe changes
+
+
+def shipped_text_files() -> list[Path]:
+    return sorted(p for p in FIXTURES.rglob("*") if p.suffix in TEXT_SUFFIXES)
+
+
+def twin_tokenizer(vocab_size: int, cache_dir: str | Path) -> PreTrainedTokenizerFast:
+    """Returns the cached twin tokenizer, training it first if needed (well under a second)."""
+    files = shipped_text_files()
+    digest = hashlib.sha256(f"{TOKENIZER_RECIPE}:{vocab_size}".encode())
+    for file in files:
+        digest.update(file.name.encode() + hashlib.sha256(file.read_bytes()).digest())
+    target = Path(cache_dir).expanduser() / "tokenizers" / f"bpe{vocab_size}-{digest.hexdigest()[:12]}"
+    if not (target / "tokenizer.json").is_file():
+        log.info("training the twin tokenizer (vocab %d) on %d shipped files", vocab_size, len(files))
+        _train(files, vocab_size, target)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(target))
+    assert isinstance(tokenizer, PreTrainedTokenizerFast)
+    return tokenizer
+
+
+def _train(files: list[Path], vocab_size: int, target: Path) -> None:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    lines = (line for f in files for line in f.read_text(encoding="utf-8").splitlines())
+    tokenizer.train_from_iterator(lines, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS
+    )
+    # Written to a temporary folder and renamed: two processes racing here both succeed.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent))
+    wrapped.save_pretrained(str(tmp))
+    try:
+        tmp.rename(target)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_twin(cfg: ModelConfig, cache_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The twin of `cfg`: its architecture class, random init (seed first!), our tokenizer.
+
+    The tokenizer mirrors the real one's pad token: it has one only if the real one does.
+    """
+    tokenizer = twin_tokenizer(cfg.twin.vocab_size, cache_dir)
+    if cfg.facts.pad_token is not None:
+        tokenizer.pad_token = EOS
+    model_class = getattr(transformers, cfg.architecture)
+    config = model_class.config_class(
+        **cfg.twin.config,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return model_class(config), tokenizer

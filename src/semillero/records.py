@@ -1,0 +1,125 @@
+"""The run record: `record.json` in each run's folder, the contract everything else reads.
+
+It is written atomically (a temporary file, then os.replace), so a reader sees either the
+previous complete record or the new complete one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import traceback
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RECORD = "record.json"
+STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "hydra-core", "wandb")
+Status = Literal["running", "done", "failed"]
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    run_name: str
+    config_hash: str
+    study: str
+    scale: str
+    status: Status = "running"
+    error: str | None = None
+    traceback_file: str | None = None
+    started_at: str = Field(default_factory=lambda: now())
+    finished_at: str | None = None
+    seed: int
+    config: dict[str, Any]  # the resolved config: enough to re-run this run
+    overrides: list[str] = Field(default_factory=list)
+    git: dict[str, Any] = Field(default_factory=dict)
+    stack: dict[str, str | None] = Field(default_factory=dict)
+    device: str = ""
+    precision: str = ""
+    model: dict[str, Any] = Field(default_factory=dict)  # source, parameters, pad token
+    data: dict[str, Any] = Field(default_factory=dict)  # source, fingerprints, rows, drops
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    samples: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
+    wandb: dict[str, Any] = Field(default_factory=dict)  # run path, mode, folder
+
+    def write(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / RECORD
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".record-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(self.model_dump_json(indent=2))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def fail(self, exc: BaseException, folder: Path) -> None:
+        """Marks the run failed; the full traceback goes next to the record."""
+        tb = folder / "traceback.txt"
+        folder.mkdir(parents=True, exist_ok=True)
+        tb.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        self.status = "failed"
+        self.error = f"{type(exc).__name__}: {exc}"
+        self.traceback_file = str(tb)
+        self.finished_at = now()
+
+
+def read_record(path: Path) -> RunRecord:
+    return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def find_records(folder: Path) -> list[RunRecord]:
+    """Every record directly under a study folder, oldest first."""
+    records = [read_record(p) for p in sorted(folder.glob(f"*/{RECORD}"))]
+    return sorted(records, key=lambda r: r.started_at)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def git_state(repo: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the checkout that ran (untracked files do not count)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        return {
+            "commit": git("rev-parse", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        }
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def stack_versions() -> dict[str, str | None]:
+    import torch
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in STACK:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions["cuda"] = torch.version.cuda
+    return versions
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
