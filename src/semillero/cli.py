@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from semillero.config.compose import (
-    check_choices,
     compose,
     conf_dir,
     normalise_args,
@@ -50,14 +49,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def train(overrides: list[str], multirun: bool = False) -> int:
-    """Runs Hydra's app over the overrides (one run, or a multirun with -m)."""
+def train(overrides: list[str], multirun: bool = False, checked: bool = False) -> int:
+    """Runs Hydra's app over the overrides (one run, or a multirun with -m).
+
+    Every run is composed and validated here first, so that a typo gets semillero's
+    error (with its fix) before Hydra starts, and a sweep with one bad point starts none.
+    """
     import hydra
+
+    from semillero.plan import describe, plan_grid, preflight
 
     if "-m" in overrides or "--multirun" in overrides:
         multirun = True
         overrides = [o for o in overrides if o not in ("-m", "--multirun")]
-    check_choices(overrides)
+    if not checked and multirun:
+        points = plan_grid(overrides)
+        if any(p.run is None for p in points):
+            print(describe(points))
+            raise SemilleroError("the sweep has invalid grid points (above); none was started")
+    elif not checked:
+        preflight(validate(compose(overrides)))
     _failures.clear()
     sys.argv = ["semillero", *(["--multirun"] if multirun else []), *overrides]
     app = hydra.main(config_path=str(conf_dir()), config_name="config", version_base=None)
@@ -99,7 +110,7 @@ def sweep(overrides: list[str]) -> int:
         print("error: the grid has invalid points (above); fix them before the sweep starts")
         return 2
     print(f"\n[semillero] sweep: {len(points)} runs", flush=True)
-    code = train(overrides, multirun=True)
+    code = train(overrides, multirun=True, checked=True)
     runs = [p.run for p in points if p.run is not None]
     unfinished = [r for r in runs if _status(r) != "done"]
     if runs and runs[0].report is not None:

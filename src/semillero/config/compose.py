@@ -7,7 +7,6 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -136,25 +135,20 @@ def normalise_args(args: Sequence[str]) -> list[str]:
     return out
 
 
-@cache
-def _initialised() -> bool:
-    from hydra import initialize_config_dir
-
-    # Kept open for the life of the process: plan and tests compose many configs.
-    initialize_config_dir(config_dir=str(conf_dir()), version_base=None).__enter__()
-    return True
-
-
 def compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:
     """Composes conf/config.yaml with overrides, as `semillero train` would."""
     from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     check_choices(overrides)
-    _initialised()
     try:
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
+        # A fresh Hydra context per call: no global state is left for `hydra.main` to trip on.
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+            return hydra_compose(
+                "config", overrides=list(overrides), return_hydra_config=with_hydra
+            )
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_explain_hydra(str(exc).strip())) from None
 

@@ -1,0 +1,80 @@
+"""The `semillero` command as a user runs it: plan, and bad input that must leave no
+finished record behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from semillero.records import RECORD, read_record
+from tests.conftest import REPO
+
+SEMILLERO = str(Path(sys.executable).parent / "semillero")
+
+
+def semillero(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SEMILLERO, *args], capture_output=True, text=True, cwd=cwd,
+                          env=os.environ.copy())
+
+
+def finished(outputs: Path) -> list[Path]:
+    return [p for p in outputs.rglob(RECORD) if read_record(p).status == "done"]
+
+
+def test_plan_lists_the_full_scale_runs_without_loading_anything() -> None:
+    code = (
+        "import sys; from semillero.cli import main\n"
+        "code = main(['plan', 'EXP=gpt2_screening'])\n"
+        "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]\n"
+        "print('HEAVY', heavy); sys.exit(code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for hub_id in ("distilgpt2", "flax-community/gpt-2-spanish", "mrm8488/spanish-gpt2",
+                   "datificate/gpt2-small-spanish", "ITG/DialoGPT-medium-spanish-chitchat",
+                   "ostorc/Conversational_Spanish_GPT", "EleutherAI/gpt-neo-125M"):
+        assert hub_id in out.stdout
+    assert "7 runs, 0 invalid" in out.stdout
+    assert "500/100" in out.stdout and "lr=5e-05" in out.stdout and "fp16" in out.stdout
+    assert "HEAVY []" in out.stdout
+
+
+def test_model_typo(isolated: Path) -> None:
+    out = semillero("train", "scale=tiny", "model=gtp2-small-es")
+    assert out.returncode == 2
+    assert "Did you mean 'gpt2-small-es'?" in out.stderr
+    assert not isolated.exists()
+
+
+def test_unknown_override_key(isolated: Path) -> None:
+    out = semillero("train", "scale=tiny", "trainer.learnig_rate=1")
+    assert out.returncode != 0
+    assert "Did you mean 'learning_rate'" in out.stdout + out.stderr
+    assert not finished(isolated) if isolated.exists() else True
+
+
+def test_missing_local_model_path(isolated: Path, tmp_path: Path) -> None:
+    out = semillero("train", "tracker=none", f"model.path={tmp_path / 'no-such-model'}")
+    assert out.returncode != 0
+    assert "does not exist: point it at a directory" in out.stderr
+    assert not list(isolated.rglob(RECORD)) if isolated.exists() else True
+
+
+def test_bad_csv_stops_before_the_model_and_leaves_no_record(isolated: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "poems.csv"
+    bad.write_bytes("author,content,title\nA,coraz\xf3n,T\n".encode("latin-1"))
+    # scale=full with a hub model: if the data were not checked first, this would try to
+    # load distilgpt2 from the hub (offline) and fail with a different error.
+    out = semillero("train", "tracker=none", "model=distilgpt2", f"dataset.path={bad}")
+    assert out.returncode != 0
+    assert "is not UTF-8 (byte 0xf3 on line 2)" in out.stderr
+    assert "cannot load model" not in out.stderr
+    assert not list(isolated.rglob(RECORD)) if isolated.exists() else True
+
+
+def test_report_without_runs_names_the_fix(isolated: Path) -> None:
+    out = semillero("report", "EXP=gpt2_screening")
+    assert out.returncode == 2
+    assert "make sweep EXP=gpt2_screening" in out.stderr
