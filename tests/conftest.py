@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Each test writes its records under its own tmp folder; the twin tokenizer cache is
     shared by the session (it is keyed by content, so sharing cannot leak state)."""
     monkeypatch.setenv("SEMILLERO_OUTPUT_DIR", str(tmp_path / "outputs"))

@@ -15,8 +15,9 @@ SEMILLERO = str(Path(sys.executable).parent / "semillero")
 
 
 def semillero(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SEMILLERO, *args], capture_output=True, text=True, cwd=cwd,
-                          env=os.environ.copy())
+    return subprocess.run(
+        [SEMILLERO, *args], capture_output=True, text=True, cwd=cwd, env=os.environ.copy()
+    )
 
 
 def finished(outputs: Path) -> list[Path]:
@@ -32,9 +33,15 @@ def test_plan_lists_the_full_scale_runs_without_loading_anything() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for hub_id in ("distilgpt2", "flax-community/gpt-2-spanish", "mrm8488/spanish-gpt2",
-                   "datificate/gpt2-small-spanish", "ITG/DialoGPT-medium-spanish-chitchat",
-                   "ostorc/Conversational_Spanish_GPT", "EleutherAI/gpt-neo-125M"):
+    for hub_id in (
+        "distilgpt2",
+        "flax-community/gpt-2-spanish",
+        "mrm8488/spanish-gpt2",
+        "datificate/gpt2-small-spanish",
+        "ITG/DialoGPT-medium-spanish-chitchat",
+        "ostorc/Conversational_Spanish_GPT",
+        "EleutherAI/gpt-neo-125M",
+    ):
         assert hub_id in out.stdout
     assert "7 runs, 0 invalid" in out.stdout
     assert "500/100" in out.stdout and "lr=5e-05" in out.stdout and "fp16" in out.stdout
@@ -62,7 +69,9 @@ def test_missing_local_model_path(isolated: Path, tmp_path: Path) -> None:
     assert not list(isolated.rglob(RECORD)) if isolated.exists() else True
 
 
-def test_bad_csv_stops_before_the_model_and_leaves_no_record(isolated: Path, tmp_path: Path) -> None:
+def test_bad_csv_stops_before_the_model_and_leaves_no_record(
+    isolated: Path, tmp_path: Path
+) -> None:
     bad = tmp_path / "poems.csv"
     bad.write_bytes("author,content,title\nA,coraz\xf3n,T\n".encode("latin-1"))
     # scale=full with a hub model: if the data were not checked first, this would try to

@@ -56,7 +56,12 @@ def test_screening_uses_the_seed_settings() -> None:
     assert (t.eval_steps, t.logging_steps, t.save_strategy) == (100, 50, "no")
     assert (run.method.max_length, run.method.padding) == (256, "max_length")
     g = run.method.generation
-    assert (g.prompt, g.max_length, g.top_k, g.top_p) == ("En el silencio de la noche", 60, 50, 0.95)
+    assert (g.prompt, g.max_length, g.top_k, g.top_p) == (
+        "En el silencio de la noche",
+        60,
+        50,
+        0.95,
+    )
 
 
 def test_misspelled_choice_lists_the_options() -> None:
@@ -77,7 +82,7 @@ def test_unknown_yaml_key_is_an_error() -> None:
 
 
 def test_bad_value_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="method.padding"):
+    with pytest.raises(ConfigError, match=r"method\.padding"):
         validate(compose(["method.padding=sometimes"]))
     with pytest.raises(ConfigError, match="not a hub id"):
         validate(compose(["model.hub_id=no spaces allowed"]))
@@ -97,7 +102,11 @@ def test_hash_ignores_tracker_and_paths_but_not_results() -> None:
 
 
 def test_makefile_shorthands() -> None:
-    assert normalise_args(["EXP=a", "SCALE=tiny", "seed=1"]) == ["experiment=a", "scale=tiny", "seed=1"]
+    assert normalise_args(["EXP=a", "SCALE=tiny", "seed=1"]) == [
+        "experiment=a",
+        "scale=tiny",
+        "seed=1",
+    ]
 
 
 @pytest.mark.parametrize("model", group_options("model"))

@@ -42,8 +42,10 @@ def test_fixture_has_the_schema_and_the_seed_cleaning() -> None:
 
 
 def test_a_few_blank_rows_are_dropped_and_counted(tmp_path: Path) -> None:
-    rows = good_rows(200) + ["X,,vacío", 'Y,"   ",espacios', 'Z,"\n\t",saltos']
-    cfg = poetry(path=str(write_csv(tmp_path / "p.csv", rows)), cleaning={"max_drop_fraction": 0.05})
+    rows = [*good_rows(200), "X,,vacío", 'Y,"   ",espacios', 'Z,"\n\t",saltos']
+    cfg = poetry(
+        path=str(write_csv(tmp_path / "p.csv", rows)), cleaning={"max_drop_fraction": 0.05}
+    )
     clean, report = drop_blank(load_raw(cfg, resolve_source(cfg, "full")), cfg)
     assert (report.rows_in, report.rows_dropped, len(clean)) == (203, 3, 200)
 
@@ -61,8 +63,10 @@ def test_too_many_blank_rows_is_an_error(tmp_path: Path, bad: list[str]) -> None
 
 
 def test_all_blank_is_an_error_even_with_no_limit(tmp_path: Path) -> None:
-    cfg = poetry(path=str(write_csv(tmp_path / "p.csv", ["X,,a", 'Y," ",b'])),
-                 cleaning={"max_drop_fraction": 1.0})
+    cfg = poetry(
+        path=str(write_csv(tmp_path / "p.csv", ["X,,a", 'Y," ",b'])),
+        cleaning={"max_drop_fraction": 1.0},
+    )
     with pytest.raises(DataError, match="2 of 2 rows"):
         drop_blank(load_raw(cfg, resolve_source(cfg, "full")), cfg)
 
@@ -108,7 +112,9 @@ def test_split_is_seeded_and_limited() -> None:
     assert len(full["test"]) == round(len(raw) * 0.1)
 
 
-@pytest.mark.parametrize(("padding", "length"), [("max_length", 256), ("dynamic", 256), ("packing", 32)])
+@pytest.mark.parametrize(
+    ("padding", "length"), [("max_length", 256), ("dynamic", 256), ("packing", 32)]
+)
 def test_tokenisation_modes(padding: str, length: int, tmp_path: Path) -> None:
     run = validate(compose(["scale=tiny", "model=distilgpt2", f"paths.cache_dir={tmp_path}"]))
     _, tokenizer = build_twin(run.model, tmp_path)
@@ -123,7 +129,9 @@ def test_tokenisation_modes(padding: str, length: int, tmp_path: Path) -> None:
     elif padding == "dynamic":
         assert max(lengths) <= 256 and len(lengths) > 10  # poems differ in length
     else:  # packing: full blocks, but for the last one
-        assert sorted(len(x) for x in out["train"]["input_ids"])[1:] == [32] * (len(out["train"]) - 1)
+        assert sorted(len(x) for x in out["train"]["input_ids"])[1:] == [32] * (
+            len(out["train"]) - 1
+        )
         assert len(out["train"]) > 40  # 40 poems of ~90 tokens fill more than 40 blocks
 
 

@@ -25,8 +25,12 @@ def record(name: str, hub_id: str, loss: float, status: str = "done") -> RunReco
         status=status,  # type: ignore[arg-type]
         error=None if status == "done" else "RuntimeError: CUDA out of memory",
         config={"model": {"name": name, "hub_id": hub_id}},
-        metrics={"train_loss": loss, "train_runtime": 20.0, "eval_loss": loss - 0.2,
-                 "perplexity": 2.0},
+        metrics={
+            "train_loss": loss,
+            "train_runtime": 20.0,
+            "eval_loss": loss - 0.2,
+            "perplexity": 2.0,
+        },
         samples=[f"En el silencio de la noche {name}"],
         device="cuda: test",
     )

@@ -78,9 +78,17 @@ def test_record_holds_the_contract(isolated: Path) -> None:
 
 def wandb_summary(run_dir: Path) -> dict:
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--summary", "--json",
-         str(run_dir)],
-        capture_output=True, text=True, check=True,
+        [
+            str(Path(sys.executable).parent / "wandb"),
+            "leet",
+            "inspect",
+            "--summary",
+            "--json",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout)
 

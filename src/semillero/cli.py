@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from semillero.config.compose import (
     compose,
@@ -88,8 +89,7 @@ def _task(cfg: object) -> str:
     overrides = list(HydraConfig.get().overrides.task)
     try:
         run = validate(cfg)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(config, dict)
+        config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
         return execute(run, config, overrides).status
     except SemilleroError as exc:
         print(f"error ({' '.join(overrides) or 'defaults'}): {exc}", file=sys.stderr)
@@ -114,11 +114,18 @@ def sweep(overrides: list[str]) -> int:
     runs = [p.run for p in points if p.run is not None]
     unfinished = [r for r in runs if _status(r) != "done"]
     if runs and runs[0].report is not None:
-        print(_report(runs[0].report, study_dir(runs[0].paths.output_dir, runs[0].scale,
-                                                runs[0].study)), flush=True)
+        print(
+            _report(
+                runs[0].report, study_dir(runs[0].paths.output_dir, runs[0].scale, runs[0].study)
+            ),
+            flush=True,
+        )
     elapsed = time.perf_counter() - start
-    print(f"\n[semillero] {len(runs) - len(unfinished)}/{len(runs)} runs done "
-          f"in {elapsed:.0f}s ({elapsed / 60:.1f} min)", flush=True)
+    print(
+        f"\n[semillero] {len(runs) - len(unfinished)}/{len(runs)} runs done "
+        f"in {elapsed:.0f}s ({elapsed / 60:.1f} min)",
+        flush=True,
+    )
     for r in unfinished:
         print(f"  not done: {run_dir(r)}")
     return 1 if unfinished else code

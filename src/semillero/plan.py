@@ -61,19 +61,21 @@ def describe(points: list[GridPoint]) -> str:
         r, t = p.run, p.run.trainer
         model = f"twin of {r.model.hub_id}" if r.scale == "tiny" else r.model.path or r.model.hub_id
         params = f"{r.model.facts.parameters_m}M" if r.model.facts.parameters_m else "?"
-        rows.append([
-            i,
-            run_dir(r).name,
-            p.status,
-            model,
-            params,
-            f"{r.dataset.name} {r.dataset.max_train_samples or 'all'}/"
-            f"{r.dataset.max_eval_samples or 'all'}",
-            f"{r.method.name} ep={t.num_train_epochs:g} steps={t.max_steps} "
-            f"bs={t.per_device_train_batch_size}x{t.gradient_accumulation_steps} "
-            f"lr={t.learning_rate:g}",
-            "bf16" if t.bf16 else "fp16" if t.fp16 else "fp32",
-        ])
+        rows.append(
+            [
+                i,
+                run_dir(r).name,
+                p.status,
+                model,
+                params,
+                f"{r.dataset.name} {r.dataset.max_train_samples or 'all'}/"
+                f"{r.dataset.max_eval_samples or 'all'}",
+                f"{r.method.name} ep={t.num_train_epochs:g} steps={t.max_steps} "
+                f"bs={t.per_device_train_batch_size}x{t.gradient_accumulation_steps} "
+                f"lr={t.learning_rate:g}",
+                "bf16" if t.bf16 else "fp16" if t.fp16 else "fp32",
+            ]
+        )
     head = ["#", "run", "status", "model", "params", "data train/eval", "method", "precision"]
     text = tabulate(rows, headers=head, tablefmt="simple")
     errors = [f"  #{i}: {p.error}" for i, p in enumerate(points, 1) if p.error]

@@ -113,8 +113,9 @@ def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path) -> None:
     for ax, metric in zip(axes[0], metrics, strict=True):
         published = f"published_{metric}"
         width = 0.4 if published in table else 0.8
-        ax.bar([i - width / 2 * (published in table) for i in x], table[metric], width,
-               label="ours")
+        ax.bar(
+            [i - width / 2 * (published in table) for i in x], table[metric], width, label="ours"
+        )
         if published in table:
             ax.bar([i + width / 2 for i in x], table[published], width, label="published")
             ax.legend()

@@ -11,6 +11,8 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
 import datasets
 from transformers import set_seed
 
@@ -62,7 +64,7 @@ def prepare_data(run: RunConfig) -> tuple[datasets.DatasetDict, dict[str, object
     return splits, info
 
 
-def execute(run: RunConfig, config: dict[str, object], overrides: list[str]) -> RunRecord:
+def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> RunRecord:
     """Runs one composed, validated config and returns its final record."""
     timer = Timer()
     folder = run_dir(run)
@@ -147,4 +149,3 @@ def execute(run: RunConfig, config: dict[str, object], overrides: list[str]) -> 
         flush=True,
     )
     return record
-

@@ -53,7 +53,9 @@ def drop_blank(ds: datasets.Dataset, cfg: DatasetConfig) -> tuple[datasets.Datas
             f"dataset.cleaning.max_drop_fraction={cfg.cleaning.max_drop_fraction}. "
             "Fix the file, or raise the limit if that much loss is expected"
         )
-    keep = ds.filter(lambda text: not is_blank(text), input_columns=cfg.text_column, desc="Cleaning")
+    keep = ds.filter(
+        lambda text: not is_blank(text), input_columns=cfg.text_column, desc="Cleaning"
+    )
     log.info(
         "dataset %s: dropped %d of %d rows with blank %r (the seed drops 6 of 5133)",
         cfg.name,

@@ -18,6 +18,7 @@ from semillero.errors import DataError
 
 log = logging.getLogger(__name__)
 
+
 def load_raw(cfg: DatasetConfig, source: Source) -> datasets.Dataset:
     """Loads the source split and checks its columns against the config."""
     check_source(cfg, source)

@@ -42,8 +42,10 @@ def check_source(cfg: DatasetConfig, source: Source) -> None:
         return
     path = Path(source.location)
     if not path.exists():
-        fix = "set dataset.path to an existing file" if source.kind == "local" else (
-            "reinstall semillero (pip install -e .): the shipped fixture is missing"
+        fix = (
+            "set dataset.path to an existing file"
+            if source.kind == "local"
+            else ("reinstall semillero (pip install -e .): the shipped fixture is missing")
         )
         raise DataError(f"dataset {cfg.name!r}: {path} does not exist; {fix}")
     if path.is_file() and path.suffix not in BUILDERS:

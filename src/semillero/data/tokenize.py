@@ -59,4 +59,3 @@ def tokenize(
             tokens = pack_dataset(tokens, max_length, strategy="wrapped")
         out[name] = tokens
     return out
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
@@ -29,5 +31,6 @@ def generate_samples(
     inputs = tokenizer(settings.prompt, return_tensors="pt").to(model.device)
     model.eval()
     with torch.inference_mode():
-        out = model.generate(**inputs, generation_config=config)  # (num_return_sequences, T)
-    return [tokenizer.decode(seq, skip_special_tokens=True) for seq in out]
+        generate = cast(Any, model).generate  # typed loosely by transformers
+        out = generate(**inputs, generation_config=config)  # (num_return_sequences, T)
+    return list(tokenizer.batch_decode(out, skip_special_tokens=True))

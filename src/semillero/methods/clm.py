@@ -47,7 +47,7 @@ def train(
     final = trainer.evaluate()
     runtime = result.metrics["train_runtime"]
     tokens = trainer.state.num_input_tokens_seen
-    metrics = {
+    metrics: dict[str, Any] = {
         "train_loss": result.training_loss,
         "train_runtime": runtime,
         "train_steps": result.global_step,

@@ -36,9 +36,13 @@ def twin_tokenizer(vocab_size: int, cache_dir: str | Path) -> PreTrainedTokenize
     digest = hashlib.sha256(f"{TOKENIZER_RECIPE}:{vocab_size}".encode())
     for file in files:
         digest.update(file.name.encode() + hashlib.sha256(file.read_bytes()).digest())
-    target = Path(cache_dir).expanduser() / "tokenizers" / f"bpe{vocab_size}-{digest.hexdigest()[:12]}"
+    target = (
+        Path(cache_dir).expanduser() / "tokenizers" / f"bpe{vocab_size}-{digest.hexdigest()[:12]}"
+    )
     if not (target / "tokenizer.json").is_file():
-        log.info("training the twin tokenizer (vocab %d) on %d shipped files", vocab_size, len(files))
+        log.info(
+            "training the twin tokenizer (vocab %d) on %d shipped files", vocab_size, len(files)
+        )
         _train(files, vocab_size, target)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(target))
     assert isinstance(tokenizer, PreTrainedTokenizerFast)
@@ -70,7 +74,9 @@ def _train(files: list[Path], vocab_size: int, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build_twin(cfg: ModelConfig, cache_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def build_twin(
+    cfg: ModelConfig, cache_dir: str | Path
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The twin of `cfg`: its architecture class, random init (seed first!), our tokenizer.
 
     The tokenizer mirrors the real one's pad token: it has one only if the real one does.

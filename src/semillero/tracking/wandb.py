@@ -47,8 +47,15 @@ class WandbTracker(Tracker):
     report_to = ["wandb"]  # noqa: RUF012 - Trainer's WandbCallback logs into our run
 
     def __init__(
-        self, cfg: TrackerConfig, *, name: str, run_id: str, group: str, tags: list[str],
-        config: dict[str, Any], folder: Path,
+        self,
+        cfg: TrackerConfig,
+        *,
+        name: str,
+        run_id: str,
+        group: str,
+        tags: list[str],
+        config: dict[str, Any],
+        folder: Path,
     ) -> None:
         import wandb
 
