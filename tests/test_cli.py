@@ -86,4 +86,4 @@ def test_bad_csv_stops_before_the_model_and_leaves_no_record(
 def test_report_without_runs_names_the_fix(isolated: Path) -> None:
     out = semillero("report", "EXP=gpt2_screening")
     assert out.returncode == 2
-    assert "make sweep EXP=gpt2_screening" in out.stderr
+    assert "make sweep EXP=gpt2_screening SCALE=full" in out.stderr

@@ -159,10 +159,12 @@ def report(overrides: list[str]) -> int:
     if not folder.is_dir():
         other = "tiny" if run.scale == "full" else "full"
         alt = study_dir(run.paths.output_dir, other, run.study)
-        hint = f"; there are runs at SCALE={other}" if alt.is_dir() else ""
-        raise SemilleroError(
-            f"no runs under {folder}{hint}: run `make sweep EXP={run.study}` first"
+        fix = (
+            f"the runs are at SCALE={other}: semillero report EXP={run.study} SCALE={other}"
+            if alt.is_dir()
+            else f"run the study first: make sweep EXP={run.study} SCALE={run.scale}"
         )
+        raise SemilleroError(f"no runs under {folder}; {fix}")
     print(_report(run.report, folder))
     return 0
 

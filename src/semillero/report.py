@@ -49,7 +49,7 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
         )
     table = with_reference(table, cfg, root).sort_values(cfg.rank_by).reset_index(drop=True)
     table.to_csv(folder / "report.csv", index=False)
-    plot(table, cfg, folder / "report.png")
+    plot(table, cfg, folder / "report.png", device=records[-1].device)
 
     scale = {r.scale for r in records}
     cols = ["model"]
@@ -62,7 +62,9 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
         lines += [
             "> **Tiny scale.** These runs use tiny random-init twins and our own fixture "
             "text: they check the pipeline end to end; they do not reproduce the published "
-            "numbers, which are shown for the layout only.",
+            "numbers, which are shown for the layout only. Twins of models with the same "
+            "class and shape (four GPT-2 small models here) are the same network under the "
+            "same seed, so their numbers coincide.",
             "",
         ]
     lines += [
@@ -79,6 +81,7 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
             )
     if cfg.reference_note:
         lines += ["", f"Published numbers: {cfg.reference_note} (`{cfg.reference}`)."]
+        lines += [f"Our numbers: {records[-1].device}, {records[-1].precision}."]
     failed = [r for r in records if r.status != "done"]
     if failed:
         lines += ["", "## Runs not finished", ""]
@@ -100,7 +103,7 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
     return text
 
 
-def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path) -> None:
+def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path, device: str) -> None:
     """One bar chart per metric: ours beside the published value, per model."""
     import matplotlib
 
@@ -122,7 +125,11 @@ def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path) -> None:
         ax.set_title(metric)
         ax.set_xticks(list(x))
         ax.set_xticklabels(table["model"], rotation=35, ha="right", fontsize=8)
-    fig.suptitle(cfg.title)
+    fig.suptitle(
+        f"{cfg.title}\nours: {device}"
+        + (f"; published: {cfg.reference_note}" if cfg.reference_note else ""),
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -133,9 +140,12 @@ def _markdown(df: pd.DataFrame) -> str:
 
 
 def console_table(folder: Path, cfg: ReportConfig) -> str:
+    """The report's table for the terminal (no samples), winner last."""
     table = pd.read_csv(folder / "report.csv")
     cols = ["model"] + [c for m in cfg.metrics for c in (m, f"published_{m}") if c in table]
-    return tabulate(table[cols].to_dict("list"), headers="keys", floatfmt=".4f")
+    text = tabulate(table[cols].to_dict("list"), headers="keys", floatfmt=".4f")
+    best = table.iloc[0]
+    return f"{text}\n\nwinner by {cfg.rank_by}: {best['model']} ({best[cfg.rank_by]:.4f})"
 
 
 def report_study(folder: Path, cfg: ReportConfig, root: Path) -> str:
