@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from semillero.records import RECORD, read_record
 from tests.conftest import REPO
 
@@ -69,18 +71,29 @@ def test_missing_local_model_path(isolated: Path, tmp_path: Path) -> None:
     assert not list(isolated.rglob(RECORD)) if isolated.exists() else True
 
 
+BAD_CSVS = {
+    "null": ("author,content,title\nA,,T\nB,verso,U\n", "null, empty or whitespace-only"),
+    "blank": ('author,content,title\nA,"",T\nB,verso,U\n', "null, empty or whitespace-only"),
+    "whitespace": ('author,content,title\nA,"  \n ",T\nB,verso,U\n', "null, empty or whitespace"),
+    "latin1": ("author,content,title\nA,coraz\xf3n,T\n", "is not UTF-8 (byte 0xf3 on line 2)"),
+    "no-content-column": ("author,poem,title\nA,verso,T\n", "no column 'content'"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_CSVS)
 def test_bad_csv_stops_before_the_model_and_leaves_no_record(
-    isolated: Path, tmp_path: Path
+    kind: str, isolated: Path, tmp_path: Path
 ) -> None:
+    text, message = BAD_CSVS[kind]
     bad = tmp_path / "poems.csv"
-    bad.write_bytes("author,content,title\nA,coraz\xf3n,T\n".encode("latin-1"))
+    bad.write_bytes(text.encode("latin-1" if kind == "latin1" else "utf-8"))
     # scale=full with a hub model: if the data were not checked first, this would try to
     # load distilgpt2 from the hub (offline) and fail with a different error.
-    out = semillero("train", "tracker=none", "model=distilgpt2", f"dataset.path={bad}")
+    out = semillero("train", "tracker=wandb", "model=distilgpt2", f"dataset.path={bad}")
     assert out.returncode != 0
-    assert "is not UTF-8 (byte 0xf3 on line 2)" in out.stderr
+    assert message in out.stderr
     assert "cannot load model" not in out.stderr
-    assert not list(isolated.rglob(RECORD)) if isolated.exists() else True
+    assert not isolated.exists() or not list(isolated.rglob("*.json"))  # no record, no W&B
 
 
 def test_report_without_runs_names_the_fix(isolated: Path) -> None:

@@ -76,6 +76,18 @@ def test_record_holds_the_contract(isolated: Path) -> None:
     assert record.model["pad_token"].startswith("eos")
 
 
+def test_a_run_that_fails_midway_is_recorded_as_failed(isolated: Path) -> None:
+    """The model cannot be built (64 is not divisible by 3 heads): the record says failed,
+    with the error, and the traceback sits beside it; nothing is marked done."""
+    with pytest.raises(ValueError, match="divisible"):
+        run_tiny("model=distilgpt2", "model.twin.config.n_head=3")
+    record = read_record(next(isolated.rglob(RECORD)))
+    assert record.status == "failed"
+    assert record.error and "divisible" in record.error
+    assert record.traceback_file and "Traceback" in Path(record.traceback_file).read_text()
+    assert record.finished_at and "load_model" in record.timings
+
+
 def wandb_summary(run_dir: Path) -> dict:
     out = subprocess.run(
         [

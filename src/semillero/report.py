@@ -47,7 +47,9 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
         raise SemilleroError(
             f"no finished runs under {folder}: run the study first (make sweep EXP=...)"
         )
-    table = with_reference(table, cfg, root).sort_values(cfg.rank_by).reset_index(drop=True)
+    # Ties (identical twins) keep a stable, alphabetical order.
+    table = with_reference(table, cfg, root).sort_values([cfg.rank_by, "model"], kind="stable")
+    table = table.reset_index(drop=True)
     table.to_csv(folder / "report.csv", index=False)
     plot(table, cfg, folder / "report.png", device=records[-1].device)
 
