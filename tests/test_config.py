@@ -17,6 +17,7 @@ from semillero.config.compose import (
 )
 from semillero.config.schema import TrainerConfig
 from semillero.errors import ConfigError
+from semillero.plan import plan_grid
 
 STUDIES = group_options("experiment")  # found recursively: a study in a sub-folder counts
 
@@ -115,3 +116,16 @@ def test_every_model_has_hub_id_facts_and_twin(model: str) -> None:
     assert run.model.name == model
     assert run.model.twin.config
     assert run.model.facts.parameters_m
+
+
+def test_list_values_are_not_sweeps() -> None:
+    points = expand_grid(["experiment=gpt2_screening", "dataset.columns=[author,content]"])
+    assert len(points) == 7  # the list is one value, not a second sweep axis
+    assert validate(compose(points[0])).dataset.columns == ["author", "content"]
+
+
+def test_command_line_sweep_crosses_the_study_grid() -> None:
+    assert len(expand_grid(["experiment=gpt2_screening", "seed=1,2"])) == 14
+    points = plan_grid(["model=distilgpt2,gtp2-small-es"])
+    assert [p.run is not None for p in points] == [True, False]
+    assert "Did you mean 'gpt2-small-es'" in (points[1].error or "")

@@ -88,6 +88,19 @@ def test_a_run_that_fails_midway_is_recorded_as_failed(isolated: Path) -> None:
     assert record.finished_at and "load_model" in record.timings
 
 
+def test_a_tracker_that_cannot_start_still_closes_the_record(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("W&B is unreachable")
+
+    monkeypatch.setattr("semillero.runner.make_tracker", refuse)
+    with pytest.raises(ConnectionError):
+        run_tiny("model=distilgpt2")
+    record = read_record(next(isolated.rglob(RECORD)))
+    assert record.status == "failed" and "unreachable" in (record.error or "")
+
+
 def wandb_summary(run_dir: Path) -> dict:
     out = subprocess.run(
         [

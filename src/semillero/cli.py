@@ -58,16 +58,13 @@ def train(overrides: list[str], multirun: bool = False, checked: bool = False) -
     """
     import hydra
 
-    from semillero.plan import describe, plan_grid, preflight
+    from semillero.plan import preflight
 
     if "-m" in overrides or "--multirun" in overrides:
         multirun = True
         overrides = [o for o in overrides if o not in ("-m", "--multirun")]
     if not checked and multirun:
-        points = plan_grid(overrides)
-        if any(p.run is None for p in points):
-            print(describe(points))
-            raise SemilleroError("the sweep has invalid grid points (above); none was started")
+        _valid_grid(overrides, show=False)
     elif not checked:
         preflight(validate(compose(overrides)))
     _failures.clear()
@@ -99,27 +96,28 @@ def _task(cfg: object) -> str:
     return "failed"
 
 
-def sweep(overrides: list[str]) -> int:
-    """A study's whole grid: plan it, refuse if any point is invalid, run it, report it."""
+def _valid_grid(overrides: list[str], show: bool) -> list[RunConfig]:
+    """Every run of the grid, or one error listing the invalid points: none is started."""
     from semillero.plan import describe, plan_grid
 
-    start = time.perf_counter()
     points = plan_grid(overrides)
-    print(describe(points), flush=True)
-    if any(p.run is None for p in points):
-        print("error: the grid has invalid points (above); fix them before the sweep starts")
-        return 2
-    print(f"\n[semillero] sweep: {len(points)} runs", flush=True)
+    invalid = any(p.run is None for p in points)
+    if show or invalid:
+        print(describe(points), flush=True)
+    if invalid:
+        raise SemilleroError("the grid has invalid points (above); fix them, none was started")
+    return [p.run for p in points if p.run is not None]
+
+
+def sweep(overrides: list[str]) -> int:
+    """A study's whole grid: plan it, refuse if any point is invalid, run it, report it."""
+    start = time.perf_counter()
+    runs = _valid_grid(overrides, show=True)
+    print(f"\n[semillero] sweep: {len(runs)} runs", flush=True)
     code = train(overrides, multirun=True, checked=True)
-    runs = [p.run for p in points if p.run is not None]
     unfinished = [r for r in runs if _status(r) != "done"]
-    if runs and runs[0].report is not None:
-        print(
-            _report(
-                runs[0].report, study_dir(runs[0].paths.output_dir, runs[0].scale, runs[0].study)
-            ),
-            flush=True,
-        )
+    if runs[0].report is not None:
+        print(_report(runs[0].report, study_dir(runs[0])), flush=True)
     elapsed = time.perf_counter() - start
     print(
         f"\n[semillero] {len(runs) - len(unfinished)}/{len(runs)} runs done "
@@ -155,13 +153,12 @@ def report(overrides: list[str]) -> int:
             f"study {run.study!r} defines no report: pick one with EXP=<study> "
             f"(conf/experiment/), or add a report: section to its YAML"
         )
-    folder = study_dir(run.paths.output_dir, run.scale, run.study)
+    folder = study_dir(run)
     if not folder.is_dir():
         other = "tiny" if run.scale == "full" else "full"
-        alt = study_dir(run.paths.output_dir, other, run.study)
         fix = (
             f"the runs are at SCALE={other}: semillero report EXP={run.study} SCALE={other}"
-            if alt.is_dir()
+            if study_dir(run, other).is_dir()
             else f"run the study first: make sweep EXP={run.study} SCALE={run.scale}"
         )
         raise SemilleroError(f"no runs under {folder}; {fix}")

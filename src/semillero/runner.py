@@ -27,7 +27,7 @@ from semillero.methods import clm
 from semillero.models.loader import load_model
 from semillero.plan import preflight
 from semillero.records import RunRecord, device_name, git_state, now, stack_versions
-from semillero.tracking.wandb import make_tracker
+from semillero.tracking.wandb import Tracker, make_tracker
 from semillero.trainer_args import resolve_precision
 
 log = logging.getLogger(__name__)
@@ -93,17 +93,18 @@ def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> Run
         data=data_info,
     )
     record.write(folder)
-    tracker = make_tracker(
-        run.tracker,
-        name=folder.name,
-        run_id=record.config_hash,
-        group=run.study,
-        tags=[run.scale, run.model.name, run.dataset.name, run.method.name],
-        config=config | {"config_hash": record.config_hash},
-        folder=folder.parent,
-    )
-    record.wandb = dict(tracker.info)
+    tracker = Tracker()  # replaced below; a failing W&B start must still close the record
     try:
+        tracker = make_tracker(
+            run.tracker,
+            name=folder.name,
+            run_id=record.config_hash,
+            group=run.study,
+            tags=[run.scale, run.model.name, run.dataset.name, run.method.name],
+            config=config | {"config_hash": record.config_hash},
+            folder=folder.parent,
+        )
+        record.wandb = dict(tracker.info)
         set_seed(run.seed)  # before the model is built: a twin's random init is seeded too
         with timer.stage("load_model"):
             loaded = load_model(run.model, run.scale, run.paths.cache_dir)

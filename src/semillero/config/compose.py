@@ -45,19 +45,36 @@ def check_choices(overrides: Sequence[str]) -> None:
     """Fails on `group=choice` overrides whose choice does not exist, listing the options.
 
     Hydra would fail too, but later and without a suggestion; this runs before anything
-    is composed or loaded.
+    is composed or loaded. Sweeps (`model=a,b`) are checked choice by choice.
     """
-    for override in overrides:
-        key, sep, value = override.lstrip("+~").partition("=")
-        if not sep or key not in GROUPS or value in ("", "null"):
+    for override in _parse(overrides):
+        key = override.get_key_element().lstrip("+~")
+        if key not in GROUPS or override.is_delete():
             continue
+        if override.is_sweep_override():
+            try:
+                choices = list(override.sweep_string_iterator())
+            except Exception:  # glob() and range() sweeps: Hydra checks those itself
+                continue
+        else:
+            choices = [override.get_value_element_as_str()]
         options = group_options(key)
-        for choice in value.split(","):
-            if choice not in options:
+        for choice in choices:
+            if choice not in (*options, "null"):
                 raise ConfigError(
                     f"{key}={choice}: there is no conf/{key}/{choice}.yaml."
                     f"{did_you_mean(choice, options)} Valid options: {', '.join(options)}"
                 )
+
+
+def _parse(overrides: Sequence[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return list(OverridesParser.create().parse_overrides(list(overrides)))
+    except HydraException as exc:
+        raise ConfigError(f"cannot parse the overrides: {exc}") from None
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
@@ -114,12 +131,13 @@ def run_name(run: RunConfig) -> str:
     return f"{run.model.name}__{run.dataset.name}__{run.method.name}__{run_hash(run)}"
 
 
-def study_dir(output_dir: str | Path, scale: str, study: str) -> Path:
-    return Path(output_dir) / scale / study
+def study_dir(run: RunConfig, scale: str | None = None) -> Path:
+    """<output_dir>/<scale>/<study>: a study's runs, W&B folder and report."""
+    return Path(run.paths.output_dir) / (scale or run.scale) / run.study
 
 
 def run_dir(run: RunConfig) -> Path:
-    return study_dir(run.paths.output_dir, run.scale, run.study) / run_name(run)
+    return study_dir(run) / run_name(run)
 
 
 def normalise_args(args: Sequence[str]) -> list[str]:
@@ -170,17 +188,14 @@ def _explain_hydra(message: str) -> str:
 
 
 def expand_grid(overrides: Sequence[str]) -> list[list[str]]:
-    """Every grid point of a sweep: the study's hydra.sweeper.params crossed with any
-    comma-separated overrides given on the command line. Uses Hydra's own sweep parser."""
+    """Every grid point of a sweep: the study's hydra.sweeper.params crossed with any sweep
+    overrides given on the command line. Uses Hydra's own parser and sweeper."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    plain = [o for o in overrides if "," not in o.partition("=")[2]]
-    swept = [o for o in overrides if "," in o.partition("=")[2]]
-    cfg = compose(plain, with_hydra=True)
-    params = cfg.hydra.sweeper.get("params") or {}
-    swept_keys = {o.partition("=")[0] for o in swept}
-    swept += [f"{k}={v}" for k, v in params.items() if k not in swept_keys]
-    parsed = OverridesParser.create().parse_overrides(plain + swept)
-    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    parsed = _parse(overrides)
+    plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+    params = compose(plain, with_hydra=True).hydra.sweeper.get("params") or {}
+    given = {o.get_key_element() for o in parsed}
+    extra = [f"{key}={value}" for key, value in params.items() if key not in given]
+    batches = BasicSweeper.split_arguments(parsed + _parse(extra), max_batch_size=None)
     return [list(point) for batch in batches for point in batch]
