@@ -31,6 +31,16 @@ def test_twin_is_the_same_class_and_tiny(name: str, tmp_path: Path) -> None:
     assert loaded.model.config.vocab_size == len(loaded.tokenizer)
 
 
+def test_twin_shape_typo_is_an_error(tmp_path: Path) -> None:
+    cfg = model_cfg("distilgpt2")
+    bad = cfg.model_copy(update={"twin": cfg.twin.model_copy(update={"config": {"n_layers": 2}})})
+    with pytest.raises(ModelLoadError, match=r"twin\.config\.n_layers .* Did you mean 'n_layer'"):
+        load_model(bad, "tiny", tmp_path)
+    unknown = cfg.model_copy(update={"architecture": "GPT3LMHeadModel"})
+    with pytest.raises(ModelLoadError, match="no class 'GPT3LMHeadModel'"):
+        load_model(unknown, "tiny", tmp_path)
+
+
 def test_gpt_neo_twin_keeps_local_attention(tmp_path: Path) -> None:
     model = load_model(model_cfg("gpt-neo-125m"), "tiny", tmp_path).model
     assert model.config.attention_layers == ["global", "local"]

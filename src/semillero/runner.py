@@ -25,6 +25,7 @@ from semillero.data.tokenize import tokenize
 from semillero.evaluation.generate import generate_samples
 from semillero.methods import clm
 from semillero.models.loader import load_model
+from semillero.models.twin import twin_class
 from semillero.plan import preflight
 from semillero.records import RunRecord, device_name, git_state, now, stack_versions
 from semillero.tracking.wandb import Tracker, make_tracker
@@ -69,6 +70,8 @@ def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> Run
     timer = Timer()
     folder = run_dir(run)
     preflight(run)
+    if run.scale == "tiny":
+        twin_class(run.model)  # a typo in the twin's shape fails here, not after the record
     with timer.stage("load_data"):
         splits, data_info = prepare_data(run)
     print(

@@ -7,10 +7,12 @@ The twin's tokenizer is a byte-level BPE trained on the text shipped in
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -18,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTok
 
 from semillero.config.schema import ModelConfig
 from semillero.data.source import FIXTURES
+from semillero.errors import ModelLoadError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,29 @@ def _train(files: list[Path], vocab_size: int, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def twin_class(cfg: ModelConfig) -> Any:  # a PreTrainedModel subclass
+    """The architecture class, after checking every twin.config key against its config.
+
+    transformers' config classes keep unknown keyword arguments as plain attributes, so a
+    typo (n_layers for n_layer) would silently build a full-depth twin: refuse it.
+    """
+    model_class = getattr(transformers, cfg.architecture, None)
+    if model_class is None:
+        raise ModelLoadError(
+            f"conf/model/{cfg.name}.yaml: transformers has no class {cfg.architecture!r}; "
+            "use the class name from the model's config.json `architectures`"
+        )
+    accepted = inspect.signature(model_class.config_class.__init__).parameters
+    for key in cfg.twin.config:
+        if key not in accepted:
+            valid = [k for k in accepted if k != "self"]
+            raise ModelLoadError(
+                f"conf/model/{cfg.name}.yaml: twin.config.{key} is not an argument of "
+                f"{model_class.config_class.__name__}.{did_you_mean(key, valid)}"
+            )
+    return model_class
+
+
 def build_twin(
     cfg: ModelConfig, cache_dir: str | Path
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -84,7 +110,7 @@ def build_twin(
     tokenizer = twin_tokenizer(cfg.twin.vocab_size, cache_dir)
     if cfg.facts.pad_token is not None:
         tokenizer.pad_token = EOS
-    model_class = getattr(transformers, cfg.architecture)
+    model_class = twin_class(cfg)
     config = model_class.config_class(
         **cfg.twin.config,
         vocab_size=len(tokenizer),
