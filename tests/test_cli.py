@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from semillero.records import RECORD, read_record
-from tests.conftest import REPO
+from tests.conftest import REPO, SCREENED_HUB_IDS
 
 SEMILLERO = str(Path(sys.executable).parent / "semillero")
 
@@ -35,15 +35,7 @@ def test_plan_lists_the_full_scale_runs_without_loading_anything() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for hub_id in (
-        "distilgpt2",
-        "flax-community/gpt-2-spanish",
-        "mrm8488/spanish-gpt2",
-        "datificate/gpt2-small-spanish",
-        "ITG/DialoGPT-medium-spanish-chitchat",
-        "ostorc/Conversational_Spanish_GPT",
-        "EleutherAI/gpt-neo-125M",
-    ):
+    for hub_id in SCREENED_HUB_IDS:
         assert hub_id in out.stdout
     assert "7 runs, 0 invalid" in out.stdout
     assert "500/100" in out.stdout and "lr=5e-05" in out.stdout and "fp16" in out.stdout
