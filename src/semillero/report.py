@@ -19,10 +19,9 @@ SAMPLE_CHARS = 120
 
 
 def records_table(records: list[RunRecord], cfg: ReportConfig) -> pd.DataFrame:
-    """One row per finished run (the latest record of each run name)."""
-    latest = {r.run_name: r for r in records if r.status == "done"}
+    """One row per finished run (each run folder holds one record)."""
     rows = []
-    for r in latest.values():
+    for r in (r for r in records if r.status == "done"):
         row = {"model": r.config["model"]["name"], "hub_id": r.config["model"]["hub_id"]}
         row |= {m: r.metrics.get(m) for m in cfg.metrics}
         row["sample"] = (r.samples[0] if r.samples else "").replace("\n", " ")[:SAMPLE_CHARS]
@@ -65,8 +64,8 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
             "> **Tiny scale.** These runs use tiny random-init twins and our own fixture "
             "text: they check the pipeline end to end; they do not reproduce the published "
             "numbers, which are shown for the layout only. Twins of models with the same "
-            "class and shape (four GPT-2 small models here) are the same network under the "
-            "same seed, so their numbers coincide.",
+            "class and shape are the same network under the same seed, so their numbers "
+            "coincide.",
             "",
         ]
     lines += [
