@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import datasets
 import pytest
 
 from semillero.config.compose import compose, validate
 from semillero.config.schema import DatasetConfig
-from semillero.data.clean import drop_blank, split
+from semillero.data.clean import drop_blank, limit, split
 from semillero.data.load import load_raw
 from semillero.data.source import FIXTURES, Source, resolve_source
 from semillero.data.tokenize import tokenize
@@ -104,12 +105,23 @@ def test_hub_style_directory_loads(tmp_path: Path) -> None:
 def test_split_is_seeded_and_limited() -> None:
     cfg = poetry(max_train_samples=50, max_eval_samples=10)
     raw = load_raw(cfg, Source("fixture", str(FIXTURES / cfg.fixture)))
-    a, b, c = (split(raw, cfg, seed) for seed in (42, 42, 7))
-    assert (len(a["train"]), len(a["test"])) == (50, 10)
+    a, b, c = (split(raw, cfg.test_size, seed) for seed in (42, 42, 7))
     assert a["train"]["content"] == b["train"]["content"]
     assert a["train"]["content"] != c["train"]["content"]
-    full = split(raw, poetry(), 42)
-    assert len(full["test"]) == round(len(raw) * 0.1)
+    assert len(a["test"]) == round(len(raw) * 0.1)
+    assert len(limit(a["train"], 50, "train")) == 50
+    assert limit(a["train"], 50, "train")["content"] == a["train"]["content"][:50]
+    assert len(limit(a["test"], 10**6, "test")) == len(a["test"])  # fewer rows: all of them
+
+
+def small_splits() -> datasets.DatasetDict:
+    """40 train / 8 test rows of the cleaned poetry fixture."""
+    cfg = poetry()
+    clean, _ = drop_blank(load_raw(cfg, resolve_source(cfg, "tiny")), cfg)
+    parts = split(clean, cfg.test_size, 0)
+    return datasets.DatasetDict(
+        train=limit(parts["train"], 40, "train"), test=limit(parts["test"], 8, "test")
+    )
 
 
 @pytest.mark.parametrize(
@@ -119,8 +131,7 @@ def test_tokenisation_modes(padding: str, length: int, tmp_path: Path) -> None:
     run = validate(compose(["scale=tiny", "model=distilgpt2", f"paths.cache_dir={tmp_path}"]))
     _, tokenizer = build_twin(run.model, tmp_path)
     tokenizer.pad_token = tokenizer.eos_token
-    cfg = poetry(max_train_samples=40, max_eval_samples=8)
-    splits = split(load_raw(cfg, resolve_source(cfg, "tiny")), cfg, 0)
+    splits = small_splits()
     out = tokenize(splits, tokenizer, "content", length, padding)  # type: ignore[arg-type]
     assert out["train"].column_names == ["input_ids", "attention_mask"]
     lengths = {len(ids) for ids in out["train"]["input_ids"]}
@@ -139,8 +150,7 @@ def test_tokenisation_is_cached_by_fingerprint(tmp_path: Path) -> None:
     run = validate(compose(["scale=tiny", "model=distilgpt2"]))
     _, tokenizer = build_twin(run.model, tmp_path)
     tokenizer.pad_token = tokenizer.eos_token
-    cfg = poetry(max_train_samples=40, max_eval_samples=8)
-    splits = split(load_raw(cfg, resolve_source(cfg, "tiny")), cfg, 0)
+    splits = small_splits()
     first = tokenize(splits, tokenizer, "content", 64, "max_length")
     second = tokenize(splits, tokenizer, "content", 64, "max_length")
     assert first["train"]._fingerprint == second["train"]._fingerprint

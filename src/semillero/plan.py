@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tabulate import tabulate
 
 from semillero.config.compose import compose, expand_grid, run_dir, validate
-from semillero.config.schema import RunConfig
+from semillero.config.schema import CorpusConfig, DatasetConfig, RunConfig
 from semillero.data.source import check_source, resolve_source
 from semillero.errors import SemilleroError
 from semillero.models.source import model_source
@@ -36,7 +36,18 @@ class GridPoint:
 def preflight(run: RunConfig) -> None:
     """Checks that need no data and no model: local paths exist, sources resolve."""
     model_source(run.model, run.scale)
-    check_source(run.dataset, resolve_source(run.dataset, run.scale))
+    for source in data_sources(run):
+        check_source(source, resolve_source(source, run.scale))
+
+
+def data_sources(run: RunConfig) -> list[DatasetConfig]:
+    """Every data source a run reads: its data set or corpus members, and the shared split."""
+    sources = (
+        list(run.dataset.sources.values())
+        if isinstance(run.dataset, CorpusConfig)
+        else [run.dataset]
+    )
+    return sources + ([run.shared_eval.source] if run.shared_eval else [])
 
 
 def plan_grid(overrides: Sequence[str]) -> list[GridPoint]:

@@ -13,14 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import datasets
 from transformers import set_seed
 
 from semillero.config.compose import conf_dir, run_dir, run_hash, run_name
 from semillero.config.schema import RunConfig
-from semillero.data.clean import drop_blank, split
-from semillero.data.load import load_raw
-from semillero.data.source import resolve_source
+from semillero.data.prepare import prepare_data
 from semillero.data.tokenize import tokenize
 from semillero.evaluation.generate import generate_samples
 from semillero.methods import clm
@@ -45,24 +42,6 @@ class Timer:
             yield
         finally:
             self.timings[name] = round(time.perf_counter() - start, 3)
-
-
-def prepare_data(run: RunConfig) -> tuple[datasets.DatasetDict, dict[str, object]]:
-    """Loads, cleans and splits; raises DataError on bad input, before any record exists."""
-    source = resolve_source(run.dataset, run.scale)
-    raw = load_raw(run.dataset, source)
-    clean, report = drop_blank(raw, run.dataset)
-    splits = split(clean, run.dataset, run.seed)
-    info = {
-        "source": str(source),
-        "rows_in": report.rows_in,
-        "rows_dropped": report.rows_dropped,
-        "dropped_rows": report.dropped_rows,
-        "train_rows": len(splits["train"]),
-        "eval_rows": len(splits["test"]),
-        "split_seed": run.seed,
-    }
-    return splits, info
 
 
 def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> RunRecord:

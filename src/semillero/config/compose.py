@@ -20,7 +20,7 @@ from semillero.errors import ConfigError, did_you_mean
 GROUPS = ("model", "dataset", "method", "trainer", "tracker", "experiment")
 # Sections that do not change a run's results: excluded from its hash, so that the same
 # experiment logged elsewhere or written to another folder is still the same run.
-NOT_HASHED = ("tracker", "paths", "report", "study")
+NOT_HASHED = ("tracker", "paths", "report", "study", "model_from")
 
 
 def conf_dir() -> Path:
@@ -90,8 +90,9 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
 
 def _explain(exc: ValidationError) -> str:
     lines = [f"invalid config ({exc.error_count()} problem(s)):"]
+    tags = {"source", "corpus"}  # pydantic puts the union member's tag in the path
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
+        where = ".".join(str(p) for p in err["loc"] if p not in tags)
         if err["type"] == "extra_forbidden":
             parent = _schema_at(err["loc"][:-1])
             valid = sorted(parent.model_fields) if parent else []
@@ -101,22 +102,41 @@ def _explain(exc: ValidationError) -> str:
             lines.append(f"  {where}: required, but missing. Set it in the YAML or as {where}=...")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"  {where}: {msg} (got {err.get('input')!r})")
+            got = err.get("input")  # a whole section (model validators) is not worth echoing
+            suffix = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  {where or 'config'}: {msg}{suffix}")
     return "\n".join(lines)
 
 
 def _schema_at(loc: Sequence[int | str]) -> type[Any] | None:
+    """The schema class at a config path, for listing its valid keys. A union (the dataset
+    kinds) is resolved by the tag in the path when pydantic gives one."""
     schema: Any = RunConfig
     for part in loc:
-        field = schema.model_fields.get(part) if hasattr(schema, "model_fields") else None
-        if field is None:
+        members = _models_in(schema)
+        tagged = [m for m in members if getattr(m.model_fields.get("kind"), "default", 0) == part]
+        if tagged:
+            schema = tagged[0]
+            continue
+        fields = {k: f for m in members for k, f in m.model_fields.items()}
+        if part not in fields:
             return None
-        schema = field.annotation
-        # Optional[X] / X | None: take X.
-        args = [a for a in getattr(schema, "__args__", ()) if a is not type(None)]
-        if args and hasattr(args[0], "model_fields"):
-            schema = args[0]
-    return schema if hasattr(schema, "model_fields") else None
+        schema = fields[part].annotation
+    members = _models_in(schema)
+    return members[0] if len(members) == 1 else _merged(members) if members else None
+
+
+def _models_in(annotation: Any) -> list[Any]:
+    """The pydantic models inside an annotation (X, X | None, Annotated[A | B, ...])."""
+    if hasattr(annotation, "model_fields"):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+def _merged(members: list[Any]) -> Any:
+    """A stand-in whose model_fields are every member's, for listing valid keys."""
+    fields = {k: v for m in members for k, v in m.model_fields.items()}
+    return type("AnyOf", (), {"model_fields": fields})
 
 
 def run_hash(run: RunConfig) -> str:

@@ -9,10 +9,19 @@ same name here as in the transformers docs.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 # A hub id is `owner/name`, or a bare legacy name such as `distilgpt2`.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -91,10 +100,21 @@ class CleaningConfig(Schema):
 
 
 class DatasetConfig(Schema):
+    """One data source: a hub data set, hub-hosted files, a local file or folder."""
+
+    kind: Literal["source"] = "source"
     name: str = Field(description="Short name, the file name in conf/dataset/.")
     hub_id: str | None = Field(None, description="Hugging Face hub data set id.")
     config_name: str | None = Field(None, description="The hub data set's configuration.")
     revision: str | None = Field(None, description="Hub branch, tag or commit.")
+    builder: Literal["csv", "json", "parquet"] | None = Field(
+        None, description="Packaged loader for data_files (e.g. parquet for a parquet copy)."
+    )
+    data_files: str | list[str] | dict[str, str | list[str]] | None = Field(
+        None,
+        description="Files to read with `builder` instead of the hub repo's own layout; "
+        "hf://datasets/<repo>@<revision>/<glob> reaches files on the hub.",
+    )
     path: str | None = Field(
         None, description="Local file (.csv/.json/.jsonl/.parquet) or hub-style directory."
     )
@@ -109,6 +129,90 @@ class DatasetConfig(Schema):
     test_size: float = Field(0.1, gt=0, lt=1, description="Held-out fraction (the seed: 0.1).")
     max_train_samples: int | None = Field(None, gt=0, description="Keep the first N train rows.")
     max_eval_samples: int | None = Field(None, gt=0, description="Keep the first N test rows.")
+
+    @model_validator(mode="after")
+    def _files_need_a_builder(self) -> DatasetConfig:
+        if self.data_files is not None and self.builder is None:
+            raise ValueError(
+                f"dataset {self.name!r} sets data_files but no builder: add builder: parquet "
+                "(or csv/json) to say how to read them"
+            )
+        return self
+
+
+CONTENT: Final = "content"  # the one text column of a corpus (the seed normalises to `content`)
+
+
+class CorpusConfig(Schema):
+    """Several sources, each mapped to one `content` column, concatenated or mixed."""
+
+    kind: Literal["corpus"] = "corpus"
+    name: str = Field(description="Short name, the file name in conf/dataset/.")
+    sources: dict[str, DatasetConfig] = Field(
+        description="The sources by name; each one's text_column becomes `content`."
+    )
+    mixing: Literal["concatenate", "interleave"] = Field(
+        "concatenate",
+        description="concatenate: all rows of every source (the seed); interleave: sample "
+        "sources by `probabilities` (datasets.interleave_datasets).",
+    )
+    probabilities: dict[str, float] | None = Field(
+        None, description="interleave only: the share of each source, summing to 1."
+    )
+    stopping_strategy: Literal["first_exhausted", "all_exhausted"] = Field(
+        "first_exhausted", description="interleave only: stop when one or every source ends."
+    )
+    text_column: Literal["content"] = CONTENT
+    test_size: float = Field(0.1, gt=0, lt=1, description="Held-out fraction (the seed: 0.1).")
+    max_train_samples: int | None = Field(None, gt=0, description="Keep the first N train rows.")
+    max_eval_samples: int | None = Field(None, gt=0, description="Keep the first N test rows.")
+
+    @model_validator(mode="after")
+    def _mixing_is_consistent(self) -> CorpusConfig:
+        if not self.sources:
+            raise ValueError(f"corpus {self.name!r} has no sources")
+        if self.probabilities is None:
+            return self
+        if self.mixing != "interleave":
+            raise ValueError(
+                f"dataset.probabilities only apply to mixing=interleave (corpus {self.name!r} "
+                f"uses mixing={self.mixing}): set dataset.mixing=interleave or drop them"
+            )
+        if set(self.probabilities) != set(self.sources):
+            raise ValueError(
+                f"dataset.probabilities must name each source once: sources are "
+                f"{sorted(self.sources)}, probabilities name {sorted(self.probabilities)}"
+            )
+        total = sum(self.probabilities.values())
+        if not math.isclose(total, 1.0, abs_tol=1e-6) or min(self.probabilities.values()) < 0:
+            raise ValueError(
+                f"dataset.probabilities {self.probabilities} sum to {total:g}, not 1: "
+                "give each source its share so that they add up to 1"
+            )
+        return self
+
+
+def _dataset_kind(value: Any) -> str:
+    data = value if isinstance(value, dict) else getattr(value, "__dict__", {})
+    return "corpus" if "sources" in data else "source"
+
+
+AnyDataset = Annotated[
+    Annotated[DatasetConfig, Tag("source")] | Annotated[CorpusConfig, Tag("corpus")],
+    Discriminator(_dataset_kind),
+]
+
+
+class SharedEvalConfig(Schema):
+    """One held-out split that every run of a study is evaluated on, and trains on none of.
+
+    A run's own test split depends on its training corpus; comparing perplexities across
+    corpora needs the same text. Its rows are removed from every run's training split.
+    """
+
+    source: DatasetConfig
+    test_size: float = Field(0.1, gt=0, lt=1, description="Split like the source's own.")
+    max_samples: int | None = Field(None, gt=0, description="Keep the first N held-out rows.")
 
 
 class GenerationSettings(Schema):
@@ -178,9 +282,18 @@ class ReportConfig(Schema):
     title: str
     reference: str | None = Field(None, description="CSV of the published numbers, by hub_id.")
     reference_note: str | None = Field(None, description="Where the published numbers come from.")
-    rank_by: str = Field(description="Metric that picks the winner (lowest wins).")
+    rank_by: str | None = Field(None, description="Metric that picks the winner (lowest wins).")
     metrics: list[str] = Field(description="Metrics shown in the table, in order.")
     plot: list[str] = Field(default_factory=list, description="Metrics drawn as bar plots.")
+    rows: Literal["model", "dataset"] = Field(
+        "model",
+        description="One row per model (matched to the reference by hub_id) or "
+        "per dataset (matched by dataset name).",
+    )
+    curves: list[str] = Field(
+        default_factory=list, description="Logged metrics drawn against steps (curves.png)."
+    )
+    samples: bool = Field(False, description="List every run's samples in the report.")
 
 
 class RunConfig(Schema):
@@ -193,7 +306,11 @@ class RunConfig(Schema):
     seed: int
     paths: PathsConfig
     model: ModelConfig
-    dataset: DatasetConfig
+    dataset: AnyDataset
+    shared_eval: SharedEvalConfig | None = None
+    model_from: str | None = Field(
+        None, description="Set by model=from:<study>: which study's winner this model is."
+    )
     method: ClmMethodConfig
     trainer: TrainerConfig
     tracker: TrackerConfig

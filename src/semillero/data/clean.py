@@ -66,18 +66,15 @@ def drop_blank(ds: datasets.Dataset, cfg: DatasetConfig) -> tuple[datasets.Datas
     return keep, report
 
 
-def split(ds: datasets.Dataset, cfg: DatasetConfig, seed: int) -> datasets.DatasetDict:
-    """The seeded train/test split, then the study's first-N subsets."""
-    parts = ds.train_test_split(test_size=cfg.test_size, seed=seed)
-    for name, limit in (("train", cfg.max_train_samples), ("test", cfg.max_eval_samples)):
-        if limit is not None:
-            if limit > len(parts[name]):
-                log.warning(
-                    "dataset %s: %s split has %d rows, fewer than the %d asked; using all",
-                    cfg.name,
-                    name,
-                    len(parts[name]),
-                    limit,
-                )
-            parts[name] = parts[name].select(range(min(limit, len(parts[name]))))
-    return parts
+def split(ds: datasets.Dataset, test_size: float, seed: int) -> datasets.DatasetDict:
+    """The seeded train/test split (the seed's 90/10 with test_size=0.1)."""
+    return ds.train_test_split(test_size=test_size, seed=seed)
+
+
+def limit(ds: datasets.Dataset, n: int | None, what: str) -> datasets.Dataset:
+    """The first n rows (the screening's `train[:500]`); all of them if there are fewer."""
+    if n is None:
+        return ds
+    if n > len(ds):
+        log.warning("%s has %d rows, fewer than the %d asked; using all", what, len(ds), n)
+    return ds.select(range(min(n, len(ds))))

@@ -8,6 +8,7 @@ file gets one error that names the line and the fix instead of a pandas tracebac
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import datasets
@@ -20,47 +21,78 @@ log = logging.getLogger(__name__)
 
 
 def load_raw(cfg: DatasetConfig, source: Source) -> datasets.Dataset:
-    """Loads the source split and checks its columns against the config."""
+    """Loads the source split and checks its slice and columns against the config."""
     check_source(cfg, source)
-    if source.kind == "hub":
-        ds = _load_hub(cfg)
-    else:
+    if source.kind in ("local", "fixture"):
         path = Path(source.location)
         for file in [path] if path.is_file() else sorted(path.rglob("*")):
             if file.suffix in (".csv", ".json", ".jsonl"):
                 check_utf8(file, cfg.name)
-        try:
-            if path.is_file():
-                ds = datasets.load_dataset(
-                    BUILDERS[path.suffix], data_files=str(path), split=cfg.source_split
-                )
-            else:
-                ds = datasets.load_dataset(str(path), split=cfg.source_split)
-        except datasets.exceptions.DatasetGenerationError as exc:
-            cause = exc.__cause__ or exc
-            raise DataError(
-                f"dataset {cfg.name!r}: {path} could not be parsed ({cause}); "
-                "check that it is well-formed (quotes closed, one header row)"
-            ) from None
-    assert isinstance(ds, datasets.Dataset)
+    ds = _load(cfg, source, cfg.source_split)
+    check_slice(cfg, source, ds)
     check_columns(ds, cfg, source)
     return ds
 
 
-def _load_hub(cfg: DatasetConfig) -> datasets.Dataset:
-    assert cfg.hub_id
+def _load(cfg: DatasetConfig, source: Source, split: str) -> datasets.Dataset:
+    """One `datasets.load_dataset` call for any kind of source; errors name the fix."""
     try:
-        ds = datasets.load_dataset(
-            cfg.hub_id, cfg.config_name, split=cfg.source_split, revision=cfg.revision
-        )
-    except (ConnectionError, OSError, FileNotFoundError, ValueError) as exc:
+        if source.kind == "hub":
+            ds = datasets.load_dataset(
+                source.location, cfg.config_name, split=split, revision=cfg.revision
+            )
+        elif source.kind == "files":
+            ds = datasets.load_dataset(str(cfg.builder), data_files=cfg.data_files, split=split)
+        elif Path(source.location).is_file():
+            path = Path(source.location)
+            ds = datasets.load_dataset(BUILDERS[path.suffix], data_files=str(path), split=split)
+        else:
+            ds = datasets.load_dataset(source.location, split=split)
+    except datasets.exceptions.DatasetGenerationError as exc:
         raise DataError(
-            f"dataset {cfg.name!r}: cannot load {cfg.hub_id} from the hub ({exc}). "
-            "Offline (HF_HUB_OFFLINE=1) it must already be in the HF cache; otherwise set "
+            f"dataset {cfg.name!r}: {source.location} could not be parsed "
+            f"({exc.__cause__ or exc}); check that it is well-formed (quotes closed, one header)"
+        ) from None
+    except ValueError as exc:
+        if (
+            "slice" in str(exc)
+            or "corresponds to no data" in str(exc)
+            or "Unknown split" in str(exc)
+        ):
+            raise DataError(
+                f"dataset {cfg.name!r}: source_split={split!r} cannot be read ({exc}); use "
+                "a split the data set has, sliced like train[:1000] or train[:1%]"
+            ) from None
+        raise
+    except (ConnectionError, OSError) as exc:
+        raise DataError(
+            f"dataset {cfg.name!r}: cannot load {source.location} ({exc}). Offline "
+            "(HF_HUB_OFFLINE=1) it must already be in the HF cache; otherwise set "
             "dataset.path to a local copy, or run with SCALE=tiny to use the shipped fixture"
         ) from None
     assert isinstance(ds, datasets.Dataset)
     return ds
+
+
+# `train[:500]`, `train[100:]`: absolute bounds, which datasets silently clamps.
+ABSOLUTE_SLICE = re.compile(r"^(?P<split>[\w.-]+)\[(?P<start>-?\d+)?:(?P<stop>-?\d+)?\]$")
+
+
+def check_slice(cfg: DatasetConfig, source: Source, ds: datasets.Dataset) -> None:
+    """A slice larger than the split is an error, not a quietly shorter data set."""
+    match = ABSOLUTE_SLICE.match(cfg.source_split.replace(" ", ""))
+    if not match:
+        return
+    bounds = [abs(int(b)) for b in (match["start"], match["stop"]) if b]
+    if not bounds or len(ds) >= max(bounds):
+        return
+    total = len(_load(cfg, source, match["split"]))  # prepared already: read from the cache
+    if max(bounds) > total:
+        raise DataError(
+            f"dataset {cfg.name!r}: source_split={cfg.source_split!r} asks for row "
+            f"{max(bounds)}, but {match['split']!r} has {total} rows; use a smaller slice "
+            f"or a percentage such as {match['split']}[:10%]"
+        )
 
 
 def check_utf8(path: Path, name: str) -> None:

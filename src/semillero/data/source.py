@@ -15,7 +15,7 @@ BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parqu
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # "hub" | "local" | "fixture"
+    kind: str  # "hub" | "files" (data_files on the hub or elsewhere) | "local" | "fixture"
     location: str  # hub id, or an absolute path
 
     def __str__(self) -> str:
@@ -28,6 +28,8 @@ def resolve_source(cfg: DatasetConfig, scale: str) -> Source:
         return Source("fixture", str(FIXTURES / cfg.fixture))
     if cfg.path:
         return Source("local", str(Path(cfg.path).expanduser().resolve()))
+    if cfg.data_files is not None:
+        return Source("files", str(cfg.data_files))
     if cfg.hub_id:
         return Source("hub", cfg.hub_id)
     raise DataError(
@@ -38,7 +40,7 @@ def resolve_source(cfg: DatasetConfig, scale: str) -> Source:
 
 def check_source(cfg: DatasetConfig, source: Source) -> None:
     """Cheap checks that need no library import: the local file or folder exists."""
-    if source.kind == "hub":
+    if source.kind in ("hub", "files"):
         return
     path = Path(source.location)
     if not path.exists():
