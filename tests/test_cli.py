@@ -38,7 +38,8 @@ def test_plan_lists_the_full_scale_runs_without_loading_anything() -> None:
     for hub_id in SCREENED_HUB_IDS:
         assert hub_id in out.stdout
     assert "7 runs, 0 invalid" in out.stdout
-    assert "500/100" in out.stdout and "lr=5e-05" in out.stdout and "fp16" in out.stdout
+    assert "first 500 train / 100 eval rows" in out.stdout
+    assert "1 epoch, batch 4x1, lr=5e-05" in out.stdout and "fp16" in out.stdout
     assert "HEAVY []" in out.stdout
 
 

@@ -24,7 +24,7 @@ def record(name: str, hub_id: str, loss: float, status: str = "done") -> RunReco
         seed=42,
         status=status,  # type: ignore[arg-type]
         error=None if status == "done" else "RuntimeError: CUDA out of memory",
-        config={"model": {"name": name, "hub_id": hub_id}},
+        config={"model": {"name": name, "hub_id": hub_id}, "dataset": {"name": "spanish-poetry"}},
         metrics={
             "train_loss": loss,
             "train_runtime": 20.0,

@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unknown command {command!r}; use one of {', '.join(commands)}")
         return 2
     try:
+        if command != "report":
+            from semillero.selection import resolve_model_from
+
+            rest = resolve_model_from(rest)
         return commands[command](rest)
     except SemilleroError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tabulate import tabulate
-
 from semillero.config.compose import compose, expand_grid, run_dir, validate
 from semillero.config.schema import CorpusConfig, DatasetConfig, RunConfig
 from semillero.data.source import check_source, resolve_source
@@ -64,32 +62,78 @@ def plan_grid(overrides: Sequence[str]) -> list[GridPoint]:
 
 
 def describe(points: list[GridPoint]) -> str:
-    rows = []
+    """One block per run: what it trains, on which data, with which recipe."""
+    blocks = []
     for i, p in enumerate(points, 1):
         if p.run is None:
-            rows.append([i, " ".join(p.overrides), "INVALID", "", "", "", "", ""])
+            blocks.append(f"#{i} INVALID  {' '.join(p.overrides)}\n   error  {p.error}")
             continue
-        r, t = p.run, p.run.trainer
-        model = f"twin of {r.model.hub_id}" if r.scale == "tiny" else r.model.path or r.model.hub_id
-        params = f"{r.model.facts.parameters_m}M" if r.model.facts.parameters_m else "?"
-        rows.append(
-            [
-                i,
-                run_dir(r).name,
-                p.status,
-                model,
-                params,
-                f"{r.dataset.name} {r.dataset.max_train_samples or 'all'}/"
-                f"{r.dataset.max_eval_samples or 'all'}",
-                f"{r.method.name} ep={t.num_train_epochs:g} steps={t.max_steps} "
-                f"bs={t.per_device_train_batch_size}x{t.gradient_accumulation_steps} "
-                f"lr={t.learning_rate:g}",
-                "bf16" if t.bf16 else "fp16" if t.fp16 else "fp32",
-            ]
+        r = p.run
+        lines = [
+            f"#{i} {run_dir(r).name}  [{p.status}]",
+            f"   model    {_model(r)}",
+            f"   data     {_data(r)}",
+            f"   method   {_method(r)}",
+            f"   trainer  {_trainer(r)}",
+        ]
+        if r.model_from:
+            lines.append(f"   from     {r.model_from}")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+def _model(r: RunConfig) -> str:
+    m = r.model
+    size = f"{m.facts.parameters_m}M" if m.facts.parameters_m else "size unknown"
+    where = f"twin of {m.hub_id}" if r.scale == "tiny" else m.path or m.hub_id
+    return f"{where} ({m.architecture}, {size})"
+
+
+def _source(d: DatasetConfig, scale: str) -> str:
+    if scale == "tiny":
+        return f"{d.name} fixture [{d.source_split}]"
+    where = d.path or " ".join(x for x in (d.hub_id, d.config_name) if x)
+    if not d.path and d.revision:
+        where += f"@{d.revision}"
+    return f"{where} [{d.source_split}]"
+
+
+def _data(r: RunConfig) -> str:
+    d = r.dataset
+    if isinstance(d, CorpusConfig):
+        parts = " + ".join(_source(s, r.scale) for s in d.sources.values())
+        text = f"{d.name} ({d.mixing}): {parts}"
+    else:
+        text = _source(d, r.scale)
+    text += (
+        f", split {1 - d.test_size:.0%}/{d.test_size:.0%}, first "
+        f"{d.max_train_samples or 'all'} train / {d.max_eval_samples or 'all'} eval rows"
+    )
+    if r.shared_eval:
+        text += f"; shared held-out: {r.shared_eval.source.name} {r.shared_eval.test_size:.0%}"
+    return text
+
+
+def _method(r: RunConfig) -> str:
+    m = r.method
+    return f"{m.name}, {m.max_length} tokens, padding {m.padding}"
+
+
+def _trainer(r: RunConfig) -> str:
+    t = r.trainer
+    epochs = f"{t.num_train_epochs:g} epoch{'' if t.num_train_epochs == 1 else 's'}"
+    length = f"{t.max_steps} steps" if t.max_steps > 0 else epochs
+    text = (
+        f"{length}, batch {t.per_device_train_batch_size}x{t.gradient_accumulation_steps}, "
+        f"lr={t.learning_rate:g}, wd {t.weight_decay:g}, warmup {t.warmup_steps}, "
+        f"{'bf16' if t.bf16 else 'fp16' if t.fp16 else 'fp32'}"
+    )
+    if t.eval_strategy != "no":
+        text += (
+            f", eval every {t.eval_steps or 1} {'steps' if t.eval_strategy == 'steps' else 'epoch'}"
         )
-    head = ["#", "run", "status", "model", "params", "data train/eval", "method", "precision"]
-    text = tabulate(rows, headers=head, tablefmt="simple")
-    errors = [f"  #{i}: {p.error}" for i, p in enumerate(points, 1) if p.error]
-    if errors:
-        text += "\n\nInvalid grid points:\n" + "\n".join(errors)
+    if t.save_strategy != "no":
+        text += f", save every {t.save_steps} (keep {t.save_total_limit or 'all'})"
+    if t.load_best_model_at_end:
+        text += f", best by {t.metric_for_best_model or 'eval_loss'} at end"
     return text

@@ -48,6 +48,7 @@ class RunRecord(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)  # source, fingerprints, rows, drops
     metrics: dict[str, Any] = Field(default_factory=dict)
     samples: list[str] = Field(default_factory=list)
+    history: list[dict[str, Any]] = Field(default_factory=list)  # Trainer's log, for curves
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
     wandb: dict[str, Any] = Field(default_factory=dict)  # run path, mode, folder
 

@@ -1,12 +1,14 @@
-"""`semillero report`: a study's records -> report.md, report.csv and a PNG plot.
+"""`semillero report`: a study's records -> report.md, report.csv and PNG plots.
 
 It reads the run records only (never W&B), and puts the source's published numbers
-beside ours.
+beside ours. A study's `report:` config says what a row is (a model or a data set), which
+metrics to show, which one picks the winner, and whether to draw curves and list samples.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
@@ -16,13 +18,23 @@ from semillero.errors import SemilleroError
 from semillero.records import RunRecord, find_records
 
 SAMPLE_CHARS = 120
+# How a row is matched to the reference CSV: models by hub id, data sets by name.
+JOIN_ON = {"model": "hub_id", "dataset": "dataset"}
+
+
+def label(record: RunRecord, cfg: ReportConfig) -> str:
+    return str(record.config[cfg.rows]["name"])
 
 
 def records_table(records: list[RunRecord], cfg: ReportConfig) -> pd.DataFrame:
     """One row per finished run (each run folder holds one record)."""
     rows = []
     for r in (r for r in records if r.status == "done"):
-        row = {"model": r.config["model"]["name"], "hub_id": r.config["model"]["hub_id"]}
+        row: dict[str, Any] = {
+            cfg.rows: label(r, cfg),
+            "hub_id": r.config["model"]["hub_id"],
+            "dataset": r.config["dataset"]["name"],
+        }
         row |= {m: r.metrics.get(m) for m in cfg.metrics}
         row["sample"] = (r.samples[0] if r.samples else "").replace("\n", " ")[:SAMPLE_CHARS]
         row["run"] = r.run_name
@@ -31,35 +43,40 @@ def records_table(records: list[RunRecord], cfg: ReportConfig) -> pd.DataFrame:
 
 
 def with_reference(table: pd.DataFrame, cfg: ReportConfig, root: Path) -> pd.DataFrame:
-    """Adds `published_<metric>` columns from the reference CSV, matched by hub id."""
+    """Adds `published_<metric>` columns from the reference CSV."""
     if not cfg.reference:
         return table
+    key = JOIN_ON[cfg.rows]
     ref = pd.read_csv(root / cfg.reference)
-    ref = ref.rename(columns={c: f"published_{c}" for c in ref.columns if c != "hub_id"})
-    return table.merge(ref, on="hub_id", how="left")
+    if key not in ref.columns:
+        raise SemilleroError(
+            f"{cfg.reference} has no {key!r} column: a report with one row per {cfg.rows} "
+            f"matches the published numbers by {key}"
+        )
+    ref = ref.rename(columns={c: f"published_{c}" for c in ref.columns if c != key})
+    return table.merge(ref, on=key, how="left")
 
 
 def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path) -> str:
-    """Writes report.md, report.csv and report.png into `folder`; returns the markdown."""
+    """Writes report.md, report.csv and the plots into `folder`; returns the markdown."""
     table = records_table(records, cfg)
     if table.empty:
         raise SemilleroError(
             f"no finished runs under {folder}: run the study first (make sweep EXP=...)"
         )
     # Ties (identical twins) keep a stable, alphabetical order.
-    table = with_reference(table, cfg, root).sort_values([cfg.rank_by, "model"], kind="stable")
+    order = [cfg.rank_by, cfg.rows] if cfg.rank_by else [cfg.rows]
+    table = with_reference(table, cfg, root).sort_values(order, kind="stable")
     table = table.reset_index(drop=True)
     table.to_csv(folder / "report.csv", index=False)
-    plot(table, cfg, folder / "report.png", device=records[-1].device)
+    done = [r for r in records if r.status == "done"]
+    last = records[-1]
+    plot(table, cfg, folder / "report.png", device=last.device)
+    if cfg.curves:
+        plot_curves(done, cfg, folder / "curves.png")
 
-    scale = {r.scale for r in records}
-    cols = ["model"]
-    for m in cfg.metrics:
-        cols += [m] + ([f"published_{m}"] if f"published_{m}" in table else [])
-    cols.append("sample")
-    winner = table.iloc[0]
     lines = [f"# {cfg.title}", ""]
-    if "tiny" in scale:
+    if any(r.scale == "tiny" for r in records):
         lines += [
             "> **Tiny scale.** These runs use tiny random-init twins and our own fixture "
             "text: they check the pipeline end to end; they do not reproduce the published "
@@ -68,26 +85,29 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
             "coincide.",
             "",
         ]
-    lines += [
-        _markdown(table[cols]),
-        "",
-        f"**Winner by {cfg.rank_by}:** {winner['model']} ({winner[cfg.rank_by]:.4f})",
-    ]
-    if f"published_{cfg.rank_by}" in table:
-        pub = table.dropna(subset=[f"published_{cfg.rank_by}"])
-        if not pub.empty:
-            best = pub.sort_values(f"published_{cfg.rank_by}").iloc[0]
-            lines.append(
-                f"**Published winner:** {best['model']} ({best[f'published_{cfg.rank_by}']:.4f})"
-            )
+    cols: list[str] = [cfg.rows]
+    for m in cfg.metrics:
+        cols += [m] + ([f"published_{m}"] if f"published_{m}" in table else [])
+    if not cfg.samples:
+        cols.append("sample")
+    lines += [_markdown(table[cols]), ""]
+    lines += _winner_lines(table, cfg)
     if cfg.reference_note:
         lines += ["", f"Published numbers: {cfg.reference_note} (`{cfg.reference}`)."]
-        lines += [f"Our numbers: {records[-1].device}, {records[-1].precision}."]
+        lines += [f"Our numbers: {last.device}, {last.precision}."]
+    lines += ["", f"![{', '.join(cfg.plot or cfg.metrics[:2])}](report.png)"]
+    if cfg.curves:
+        lines += ["", f"![{', '.join(cfg.curves)} by step](curves.png)"]
+    if cfg.samples:
+        lines += ["", "## Samples", ""]
+        for r in done:
+            lines += [f"### {label(r, cfg)}", ""]
+            lines += [f"{i}. {s.strip()}".replace("\n", " / ") for i, s in enumerate(r.samples, 1)]
+            lines.append("")
     failed = [r for r in records if r.status != "done"]
     if failed:
         lines += ["", "## Runs not finished", ""]
         lines += [f"- {r.run_name}: {r.status} {r.error or ''}".rstrip() for r in failed]
-    last = records[-1]
     lines += [
         "",
         "## Environment",
@@ -96,41 +116,73 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
         f"- git: {last.git.get('commit')} (dirty: {last.git.get('dirty')})",
         "- stack: " + ", ".join(f"{k} {v}" for k, v in last.stack.items() if v),
         "",
-        "![metrics per model](report.png)",
-        "",
     ]
     text = "\n".join(lines)
     (folder / "report.md").write_text(text, encoding="utf-8")
     return text
 
 
-def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path, device: str) -> None:
-    """One bar chart per metric: ours beside the published value, per model."""
+def _winner_lines(table: pd.DataFrame, cfg: ReportConfig) -> list[str]:
+    if not cfg.rank_by:
+        return []
+    best = table.iloc[0]
+    lines = [f"**Winner by {cfg.rank_by}:** {best[cfg.rows]} ({best[cfg.rank_by]:.4f})"]
+    published = f"published_{cfg.rank_by}"
+    if published in table and table[published].notna().any():
+        pub = table.dropna(subset=[published]).sort_values(published).iloc[0]
+        lines.append(f"**Published winner:** {pub[cfg.rows]} ({pub[published]:.4f})")
+    return lines
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path, device: str) -> None:
+    """One bar chart per metric: ours beside the published value, per row."""
+    plt = _pyplot()
     metrics = cfg.plot or cfg.metrics[:2]
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5), squeeze=False)
     x = range(len(table))
     for ax, metric in zip(axes[0], metrics, strict=True):
         published = f"published_{metric}"
-        width = 0.4 if published in table else 0.8
-        ax.bar(
-            [i - width / 2 * (published in table) for i in x], table[metric], width, label="ours"
-        )
-        if published in table:
+        has_published = published in table and table[published].notna().any()
+        width = 0.4 if has_published else 0.8
+        ax.bar([i - width / 2 * has_published for i in x], table[metric], width, label="ours")
+        if has_published:
             ax.bar([i + width / 2 for i in x], table[published], width, label="published")
-            ax.legend()
+            ax.legend(fontsize=8)
         ax.set_title(metric)
         ax.set_xticks(list(x))
-        ax.set_xticklabels(table["model"], rotation=35, ha="right", fontsize=8)
-    fig.suptitle(
-        f"{cfg.title}\nours: {device}"
-        + (f"; published: {cfg.reference_note}" if cfg.reference_note else ""),
-        fontsize=10,
-    )
+        ax.set_xticklabels(table[cfg.rows], rotation=35, ha="right", fontsize=8)
+    note = f"; published: {cfg.reference_note}" if cfg.reference_note else ""
+    fig.suptitle(f"{cfg.title}\nours: {device}{note}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(records: list[RunRecord], cfg: ReportConfig, path: Path) -> None:
+    """Each logged metric against the training step, one line per run."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(cfg.curves), figsize=(6 * len(cfg.curves), 4), squeeze=False)
+    for ax, metric in zip(axes[0], cfg.curves, strict=True):
+        for r in records:
+            points = [(h["step"], h[metric]) for h in r.history if metric in h]
+            if points:
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, marker="o", markersize=3, label=label(r, cfg))
+        if "perplexity" in metric:
+            ax.set_yscale("log")
+        ax.set_title(metric)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    fig.suptitle(cfg.title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -141,12 +193,14 @@ def _markdown(df: pd.DataFrame) -> str:
 
 
 def console_table(folder: Path, cfg: ReportConfig) -> str:
-    """The report's table for the terminal (no samples), winner last."""
+    """The report's table for the terminal (no samples), with the winner if there is one."""
     table = pd.read_csv(folder / "report.csv")
-    cols = ["model"] + [c for m in cfg.metrics for c in (m, f"published_{m}") if c in table]
+    cols = [cfg.rows] + [c for m in cfg.metrics for c in (m, f"published_{m}") if c in table]
     text = tabulate(table[cols].to_dict("list"), headers="keys", floatfmt=".4f")
-    best = table.iloc[0]
-    return f"{text}\n\nwinner by {cfg.rank_by}: {best['model']} ({best[cfg.rank_by]:.4f})"
+    if cfg.rank_by:
+        best = table.iloc[0]
+        text += f"\n\nwinner by {cfg.rank_by}: {best[cfg.rows]} ({best[cfg.rank_by]:.4f})"
+    return text
 
 
 def report_study(folder: Path, cfg: ReportConfig, root: Path) -> str:

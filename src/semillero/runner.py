@@ -108,7 +108,9 @@ def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> Run
         record.write(folder)
 
         with timer.stage("train"):
-            metrics, _ = clm.train(run, loaded, tokens, folder / "trainer", tracker.report_to)
+            metrics, record.history = clm.train(
+                run, loaded, tokens, folder / "trainer", tracker.report_to
+            )
         with timer.stage("generate"):
             record.samples = generate_samples(
                 loaded.model, loaded.tokenizer, run.method.generation, run.seed

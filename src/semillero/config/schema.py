@@ -257,6 +257,8 @@ class TrainerConfig(Schema):
     save_steps: int = 500
     save_total_limit: int | None = None
     load_best_model_at_end: bool = False
+    metric_for_best_model: str | None = Field(None, description="e.g. eval_loss.")
+    greater_is_better: bool | None = None
     fp16: bool = Field(False, description="Mixed precision; falls back to fp32 without CUDA.")
     bf16: bool = Field(False, description="bf16 mixed precision; falls back without CUDA.")
     activation_checkpointing: bool = Field(False, description="Recompute activations in backward.")

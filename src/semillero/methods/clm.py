@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+from transformers import DataCollatorForLanguageModeling, Trainer
 
 from semillero.config.schema import RunConfig
 from semillero.evaluation.perplexity import perplexity
@@ -15,13 +15,13 @@ from semillero.trainer_args import training_arguments
 
 
 class PerplexityTrainer(Trainer):
-    """Adds eval_perplexity = exp(eval_loss) to every evaluation's logs, so that W&B and
-    the console see it. (The seed printed it from a callback, which runs after the logs
+    """Adds <prefix>_perplexity = exp(<prefix>_loss) to every evaluation's logs, so that W&B
+    and the console see it. (The seed printed it from a callback, which runs after the logs
     are sent; overriding `log` is the one place that reaches every reporter.)"""
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "eval_loss" in logs:
-            logs["eval_perplexity"] = perplexity(logs["eval_loss"])
+        for key in [k for k in logs if k.endswith("_loss") and not k.startswith("train")]:
+            logs[key.removesuffix("_loss") + "_perplexity"] = perplexity(logs[key])
         super().log(logs, start_time)
 
 
@@ -31,8 +31,10 @@ def train(
     splits: datasets.DatasetDict,
     output_dir: Path,
     report_to: list[str],
-) -> tuple[dict[str, Any], TrainingArguments]:
-    """Trains, evaluates once more at the end, and returns the run's metrics."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Trains, evaluates once more at the end (on the best checkpoint when the recipe keeps
+    one), and on every extra split (e.g. `shared`); returns the metrics and the log history.
+    """
     args = training_arguments(run, output_dir, report_to)
     trainer = PerplexityTrainer(
         model=loaded.model,
@@ -58,6 +60,14 @@ def train(
         "eval_runtime": final["eval_runtime"],
         "perplexity": perplexity(final["eval_loss"]),
     }
+    for name in set(splits) - {"train", "test"}:
+        extra = trainer.evaluate(eval_dataset=splits[name], metric_key_prefix=name)
+        metrics[f"{name}_loss"] = extra[f"{name}_loss"]
+        metrics[f"{name}_perplexity"] = perplexity(extra[f"{name}_loss"])
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    metrics["final_train_loss"] = losses[-1] if losses else None  # the seed's "final" loss
     if trainer.state.best_model_checkpoint:
         metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
-    return metrics, args
+        metrics["best_metric"] = trainer.state.best_metric
+    return metrics, history
