@@ -74,7 +74,10 @@ def _parse(overrides: Sequence[str]) -> list[Any]:
     try:
         return list(OverridesParser.create().parse_overrides(list(overrides)))
     except HydraException as exc:
-        raise ConfigError(f"cannot parse the overrides: {exc}") from None
+        raise ConfigError(
+            f"cannot parse the overrides ({exc}). Values with brackets, spaces or colons "
+            "need quotes: 'dataset.source_split=\"train[:1%]\"'"
+        ) from None
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:

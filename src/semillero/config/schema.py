@@ -122,6 +122,11 @@ class DatasetConfig(Schema):
     fixture: str = Field(
         description="Shipped fixture (relative to src/semillero/fixtures/) used at scale=tiny."
     )
+    fixture_split: str | None = Field(
+        None,
+        description="Split read from the fixture; null = source_split. A fixture that stands "
+        "for a slice (Wikipedia's train[:1%]) is read whole: fixture_split: train.",
+    )
     licence: str = Field("unspecified", description="The data set's licence, as published.")
     columns: list[str] = Field(description="Columns the source must have.")
     text_column: str = Field(description="Column holding the training text.")

@@ -28,8 +28,9 @@ def load_raw(cfg: DatasetConfig, source: Source) -> datasets.Dataset:
         for file in [path] if path.is_file() else sorted(path.rglob("*")):
             if file.suffix in (".csv", ".json", ".jsonl"):
                 check_utf8(file, cfg.name)
-    ds = _load(cfg, source, cfg.source_split)
-    check_slice(cfg, source, ds)
+    split = cfg.fixture_split or cfg.source_split if source.kind == "fixture" else cfg.source_split
+    ds = _load(cfg, source, split)
+    check_slice(cfg, source, split, ds)
     check_columns(ds, cfg, source)
     return ds
 
@@ -60,8 +61,8 @@ def _load(cfg: DatasetConfig, source: Source, split: str) -> datasets.Dataset:
             or "Unknown split" in str(exc)
         ):
             raise DataError(
-                f"dataset {cfg.name!r}: source_split={split!r} cannot be read ({exc}); use "
-                "a split the data set has, sliced like train[:1000] or train[:1%]"
+                f"dataset {cfg.name!r}: split {split!r} cannot be read ({exc}); use a "
+                "split the data set has, sliced like train[:1000] or train[:1%]"
             ) from None
         raise
     except (ConnectionError, OSError) as exc:
@@ -78,9 +79,9 @@ def _load(cfg: DatasetConfig, source: Source, split: str) -> datasets.Dataset:
 ABSOLUTE_SLICE = re.compile(r"^(?P<split>[\w.-]+)\[(?P<start>-?\d+)?:(?P<stop>-?\d+)?\]$")
 
 
-def check_slice(cfg: DatasetConfig, source: Source, ds: datasets.Dataset) -> None:
+def check_slice(cfg: DatasetConfig, source: Source, split: str, ds: datasets.Dataset) -> None:
     """A slice larger than the split is an error, not a quietly shorter data set."""
-    match = ABSOLUTE_SLICE.match(cfg.source_split.replace(" ", ""))
+    match = ABSOLUTE_SLICE.match(split.replace(" ", ""))
     if not match:
         return
     bounds = [abs(int(b)) for b in (match["start"], match["stop"]) if b]
@@ -89,7 +90,7 @@ def check_slice(cfg: DatasetConfig, source: Source, ds: datasets.Dataset) -> Non
     total = len(_load(cfg, source, match["split"]))  # prepared already: read from the cache
     if max(bounds) > total:
         raise DataError(
-            f"dataset {cfg.name!r}: source_split={cfg.source_split!r} asks for row "
+            f"dataset {cfg.name!r}: split {split!r} asks for row "
             f"{max(bounds)}, but {match['split']!r} has {total} rows; use a smaller slice "
             f"or a percentage such as {match['split']}[:10%]"
         )
