@@ -57,7 +57,7 @@ def drop_blank(ds: datasets.Dataset, cfg: DatasetConfig) -> tuple[datasets.Datas
         lambda text: not is_blank(text), input_columns=cfg.text_column, desc="Cleaning"
     )
     log.info(
-        "dataset %s: dropped %d of %d rows with blank %r (the seed drops 6 of 5133)",
+        "dataset %s: dropped %d of %d rows with blank %r",
         cfg.name,
         len(bad),
         len(ds),
