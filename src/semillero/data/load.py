@@ -28,7 +28,8 @@ def load_raw(cfg: DatasetConfig, source: Source) -> datasets.Dataset:
         for file in [path] if path.is_file() else sorted(path.rglob("*")):
             if file.suffix in (".csv", ".json", ".jsonl"):
                 check_utf8(file, cfg.name)
-    split = cfg.fixture_split or cfg.source_split if source.kind == "fixture" else cfg.source_split
+    fixture = source.kind == "fixture"
+    split = (cfg.fixture_split or cfg.source_split) if fixture else cfg.source_split
     ds = _load(cfg, source, split)
     check_slice(cfg, source, split, ds)
     check_columns(ds, cfg, source)

@@ -60,7 +60,7 @@ def train(
         "eval_runtime": final["eval_runtime"],
         "perplexity": perplexity(final["eval_loss"]),
     }
-    for name in set(splits) - {"train", "test"}:
+    for name in sorted(set(splits) - {"train", "test"}):
         extra = trainer.evaluate(eval_dataset=splits[name], metric_key_prefix=name)
         metrics[f"{name}_loss"] = extra[f"{name}_loss"]
         metrics[f"{name}_perplexity"] = perplexity(extra[f"{name}_loss"])
