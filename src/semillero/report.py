@@ -26,6 +26,13 @@ def label(record: RunRecord, cfg: ReportConfig) -> str:
     return str(record.config[cfg.rows]["name"])
 
 
+def all_metrics(cfg: ReportConfig) -> list[str]:
+    """Every metric the report shows, main table first, without repeats."""
+    extra = [m for ms in cfg.tables.values() for m in ms]
+    ranked = [cfg.rank_by] if cfg.rank_by else []
+    return list(dict.fromkeys([*cfg.metrics, *extra, *ranked]))
+
+
 def records_table(records: list[RunRecord], cfg: ReportConfig) -> pd.DataFrame:
     """One row per finished run (each run folder holds one record)."""
     rows = []
@@ -35,7 +42,7 @@ def records_table(records: list[RunRecord], cfg: ReportConfig) -> pd.DataFrame:
             "hub_id": r.config["model"]["hub_id"],
             "dataset": r.config["dataset"]["name"],
         }
-        row |= {m: r.metrics.get(m) for m in cfg.metrics}
+        row |= {m: r.metrics.get(m) for m in all_metrics(cfg)}
         row["sample"] = (r.samples[0] if r.samples else "").replace("\n", " ")[:SAMPLE_CHARS]
         row["run"] = r.run_name
         rows.append(row)
@@ -85,12 +92,12 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
             "coincide.",
             "",
         ]
-    cols: list[str] = [cfg.rows]
-    for m in cfg.metrics:
-        cols += [m] + ([f"published_{m}"] if f"published_{m}" in table else [])
-    if not cfg.samples:
-        cols.append("sample")
-    lines += [_markdown(table[cols]), ""]
+    sample = [] if cfg.samples else ["sample"]
+    if cfg.table_title:
+        lines += [f"### {cfg.table_title}", ""]
+    lines += [_markdown(table[_columns(table, cfg, cfg.metrics) + sample]), ""]
+    for title, metrics in cfg.tables.items():
+        lines += [f"### {title}", "", _markdown(table[_columns(table, cfg, metrics)]), ""]
     lines += _winner_lines(table, cfg)
     if cfg.reference_note:
         lines += ["", f"Published numbers: {cfg.reference_note} (`{cfg.reference}`)."]
@@ -120,6 +127,14 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
     text = "\n".join(lines)
     (folder / "report.md").write_text(text, encoding="utf-8")
     return text
+
+
+def _columns(table: pd.DataFrame, cfg: ReportConfig, metrics: list[str]) -> list[str]:
+    """The row label, then each metric with its published value beside it when there is one."""
+    cols: list[str] = [cfg.rows]
+    for m in metrics:
+        cols += [m] + ([f"published_{m}"] if f"published_{m}" in table else [])
+    return cols
 
 
 def _winner_lines(table: pd.DataFrame, cfg: ReportConfig) -> list[str]:
@@ -195,7 +210,7 @@ def _markdown(df: pd.DataFrame) -> str:
 def console_table(folder: Path, cfg: ReportConfig) -> str:
     """The report's table for the terminal (no samples), with the winner if there is one."""
     table = pd.read_csv(folder / "report.csv")
-    cols = [cfg.rows] + [c for m in cfg.metrics for c in (m, f"published_{m}") if c in table]
+    cols = _columns(table, cfg, all_metrics(cfg))
     text = tabulate(table[cols].to_dict("list"), headers="keys", floatfmt=".4f")
     if cfg.rank_by:
         best = table.iloc[0]

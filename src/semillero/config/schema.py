@@ -290,7 +290,11 @@ class ReportConfig(Schema):
     reference: str | None = Field(None, description="CSV of the published numbers, by hub_id.")
     reference_note: str | None = Field(None, description="Where the published numbers come from.")
     rank_by: str | None = Field(None, description="Metric that picks the winner (lowest wins).")
-    metrics: list[str] = Field(description="Metrics shown in the table, in order.")
+    metrics: list[str] = Field(description="Metrics shown in the main table, in order.")
+    table_title: str | None = Field(None, description="Heading of the main table.")
+    tables: dict[str, list[str]] = Field(
+        default_factory=dict, description="Further tables after the main one: title -> metrics."
+    )
     plot: list[str] = Field(default_factory=list, description="Metrics drawn as bar plots.")
     rows: Literal["model", "dataset"] = Field(
         "model",

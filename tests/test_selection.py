@@ -1,0 +1,46 @@
+"""`model=from:<study>` takes the winner of another study from its records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from semillero.config.compose import compose, validate
+from semillero.errors import ConfigError
+from semillero.records import RunRecord
+from semillero.selection import resolve_model_from
+
+
+def screening_record(folder: Path, model: str, loss: float, status: str = "done") -> None:
+    RunRecord(
+        run_name=f"{model}__spanish-poetry__clm__000000000000",
+        config_hash="0" * 12,
+        study="gpt2_screening",
+        scale="tiny",
+        seed=42,
+        status=status,  # type: ignore[arg-type]
+        config={"model": {"name": model}},
+        metrics={"train_loss": loss},
+    ).write(folder / f"{model}__spanish-poetry__clm__000000000000")
+
+
+def test_the_winner_by_the_studys_own_metric_is_taken(isolated: Path) -> None:
+    study = isolated / "tiny" / "gpt2_screening"
+    screening_record(study, "distilgpt2", 5.3)
+    screening_record(study, "gpt-neo-125m", 4.7)
+    screening_record(study, "spanish-gpt2", 1.0, status="failed")  # not finished: ignored
+    overrides = resolve_model_from(["scale=tiny", "model=from:gpt2_screening"])
+    assert overrides[:2] == ["scale=tiny", "model=gpt-neo-125m"]
+    run = validate(compose([*overrides, "experiment=poetry_vs_combined"]))
+    assert run.model.name == "gpt-neo-125m"
+    assert run.model_from and run.model_from.startswith("gpt2_screening winner by train_loss")
+
+
+def test_no_finished_runs_names_the_command_to_run(isolated: Path) -> None:
+    with pytest.raises(ConfigError, match="make sweep EXP=gpt2_screening SCALE=tiny"):
+        resolve_model_from(["scale=tiny", "model=from:gpt2_screening"])
+
+
+def test_other_overrides_pass_through() -> None:
+    assert resolve_model_from(["model=distilgpt2", "seed=3"]) == ["model=distilgpt2", "seed=3"]
