@@ -9,6 +9,7 @@ EXP      ?= gpt2_screening
 SCALE    ?= full
 LAUNCHER ?= local
 ARGS     ?=
+FORCE    ?=
 # pip prints one harmless warning per package for mirrors that lack it; keep the real output.
 PIPQ     := 2>&1 | grep -v 'is ignored: it is neither a file nor a directory'; test $${PIPESTATUS[0]} -eq 0
 OFFLINE  := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=$${WANDB_MODE:-offline}
@@ -37,8 +38,8 @@ test-all: setup ## Run every test, slow ones included (gpu tests skip without CU
 smoke: setup ## Run the GPT-2 screening study on tiny twins: offline, CPU, a few minutes
 	$(OFFLINE) $(BIN)/semillero sweep EXP=gpt2_screening SCALE=tiny $(ARGS)
 
-sweep: setup ## Run a study's whole grid: make sweep EXP=gpt2_screening [SCALE=tiny] [LAUNCHER=parallel]
-	$(BIN)/semillero sweep EXP=$(EXP) SCALE=$(SCALE) hydra/launcher=$(LAUNCHER) $(ARGS)
+sweep: setup ## Run a study's grid (skips done runs, resumes killed ones): make sweep EXP=… [SCALE=tiny] [FORCE=1]
+	$(BIN)/semillero sweep EXP=$(EXP) SCALE=$(SCALE) hydra/launcher=$(LAUNCHER) $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
 
 plan: setup ## List and validate every run of a study without loading anything
 	$(BIN)/semillero plan EXP=$(EXP) SCALE=$(SCALE) $(ARGS)

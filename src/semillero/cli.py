@@ -12,6 +12,7 @@ Hydra override (`trainer.max_steps=100`, `model=distilgpt2`, `tracker=none`, ...
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from semillero.config.schema import ReportConfig, RunConfig
 from semillero.errors import SemilleroError
 
 log = logging.getLogger("semillero")
+FORCE_ENV = "SEMILLERO_FORCE"  # FORCE=1 on the command line: re-run finished runs
 _failures: list[str] = []  # runs of this process that did not finish (basic launcher)
 
 
@@ -39,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__)
         return 0
     command, rest = args[0], normalise_args(args[1:])
+    if "FORCE=1" in rest:  # not a config value: it changes what runs, not what a run is
+        os.environ[FORCE_ENV] = "1"
+        rest = [a for a in rest if a != "FORCE=1"]
     commands = {"train": train, "sweep": sweep, "plan": plan, "report": report}
     if command not in commands:
         print(f"error: unknown command {command!r}; use one of {', '.join(commands)}")
@@ -91,7 +96,8 @@ def _task(cfg: object) -> str:
     try:
         run = validate(cfg)
         config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
-        return execute(run, config, overrides).status
+        record = execute(run, config, overrides, force=os.environ.get(FORCE_ENV) == "1")
+        return record.status if record else "skipped"
     except SemilleroError as exc:
         print(f"error ({' '.join(overrides) or 'defaults'}): {exc}", file=sys.stderr)
     except Exception:

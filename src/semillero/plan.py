@@ -28,7 +28,10 @@ class GridPoint:
         if self.run is None:
             return "invalid"
         path = run_dir(self.run) / RECORD
-        return read_record(path).status if path.is_file() else "new"
+        if not path.is_file():
+            return "new"
+        status = read_record(path).status
+        return status if status == "done" else f"resumable ({status})"
 
 
 def preflight(run: RunConfig) -> None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 RECORD = "record.json"
 STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "hydra-core", "wandb")
-Status = Literal["running", "done", "failed"]
+Status = Literal["running", "done", "failed", "interrupted"]
 
 
 class RunRecord(BaseModel):
@@ -33,6 +33,8 @@ class RunRecord(BaseModel):
     study: str
     scale: str
     status: Status = "running"
+    attempt: int = 1  # 2 and up: resumed (or restarted) after a kill, failure or Ctrl-C
+    resumed_from: str | None = None  # the Trainer checkpoint this attempt started from
     error: str | None = None
     traceback_file: str | None = None
     started_at: str = Field(default_factory=lambda: now())
@@ -64,11 +66,11 @@ class RunRecord(BaseModel):
         return path
 
     def fail(self, exc: BaseException, folder: Path) -> None:
-        """Marks the run failed; the full traceback goes next to the record."""
+        """Marks the run failed (or interrupted, for Ctrl-C); the traceback goes beside it."""
         tb = folder / "traceback.txt"
         folder.mkdir(parents=True, exist_ok=True)
         tb.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
-        self.status = "failed"
+        self.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         self.error = f"{type(exc).__name__}: {exc}"
         self.traceback_file = str(tb)
         self.finished_at = now()

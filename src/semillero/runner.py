@@ -7,12 +7,15 @@ that fails after that point leaves the record marked `failed`, with its tracebac
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from transformers import set_seed
 
 from semillero.config.compose import conf_dir, run_dir, run_hash, run_name
@@ -24,7 +27,15 @@ from semillero.methods import clm
 from semillero.models.loader import load_model
 from semillero.models.twin import twin_class
 from semillero.plan import preflight
-from semillero.records import RunRecord, device_name, git_state, now, stack_versions
+from semillero.records import (
+    RECORD,
+    RunRecord,
+    device_name,
+    git_state,
+    now,
+    read_record,
+    stack_versions,
+)
 from semillero.tracking.wandb import Tracker, make_tracker
 from semillero.trainer_args import resolve_precision
 
@@ -44,10 +55,88 @@ class Timer:
             self.timings[name] = round(time.perf_counter() - start, 3)
 
 
-def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> RunRecord:
-    """Runs one composed, validated config and returns its final record."""
-    timer = Timer()
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest Trainer checkpoint that was written to the end. Trainer writes
+    trainer_state.json last, so a process killed mid-save leaves a folder without a
+    readable one; transformers' get_last_checkpoint would pick that folder and fail."""
+    found = []
+    for path in folder.glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit():
+            found.append((int(step), path))
+    for _, path in sorted(found, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return str(path)
+    return None
+
+
+def wandb_id(folder: Path, config_hash: str) -> str:
+    """The run's W&B id: its config hash, so that a resumed run continues the same W&B run.
+    After FORCE set earlier attempts aside, a suffix keeps the new run apart from theirs."""
+    replaced = len(list(folder.parent.glob(f"{folder.name}.replaced-*")))
+    return f"{config_hash}-r{replaced}" if replaced else config_hash
+
+
+def execute(
+    run: RunConfig, config: dict[str, Any], overrides: list[str], force: bool = False
+) -> RunRecord | None:
+    """Runs one composed, validated config and returns its final record.
+
+    A run whose record says `done` is skipped (force=True sets its folder aside and runs it
+    again); one that says running/failed/interrupted resumes from its last checkpoint. A
+    lock per run keeps two sweeps from running the same run at once: the second skips it
+    and returns None.
+    """
     folder = run_dir(run)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"[semillero] {folder.name}: running in another process; skipped", flush=True)
+        return None
+    try:
+        return _execute(run, config, overrides, force, folder)
+    finally:
+        lock.release()
+
+
+def _previous(folder: Path, force: bool) -> RunRecord | None:
+    """The record a run left before, or None when it starts afresh. With force, an earlier
+    attempt is renamed `<run>.replaced-<time>`: set aside, never deleted."""
+    path = folder / RECORD
+    if not path.is_file():
+        return None
+    if force:
+        aside = folder.with_name(f"{folder.name}.replaced-{now().replace(':', '')}")
+        folder.rename(aside)
+        print(f"[semillero] {folder.name}: FORCE: earlier attempt moved to {aside}", flush=True)
+        return None
+    return read_record(path)
+
+
+def _execute(
+    run: RunConfig, config: dict[str, Any], overrides: list[str], force: bool, folder: Path
+) -> RunRecord:
+    previous = _previous(folder, force)
+    if previous is not None and previous.status == "done":
+        print(
+            f"[semillero] {folder.name}: done on {previous.finished_at}; skipped "
+            "(FORCE=1 runs it again)",
+            flush=True,
+        )
+        return previous
+    checkpoint = last_complete_checkpoint(folder / "trainer") if previous else None
+    if previous is not None:
+        print(
+            f"[semillero] {folder.name}: was {previous.status}; "
+            + (f"resuming from {checkpoint}" if checkpoint else "no checkpoint, starting over"),
+            flush=True,
+        )
+    timer = Timer()
     preflight(run)
     if run.scale == "tiny":
         twin_class(run.model)  # a typo in the twin's shape fails here, not after the record
@@ -73,6 +162,8 @@ def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> Run
         device=device_name(),
         precision=resolve_precision(run.trainer)[2],
         data=data_info,
+        attempt=previous.attempt + 1 if previous else 1,
+        resumed_from=checkpoint,
     )
     record.write(folder)
     tracker = Tracker()  # replaced below; a failing W&B start must still close the record
@@ -80,7 +171,7 @@ def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> Run
         tracker = make_tracker(
             run.tracker,
             name=folder.name,
-            run_id=record.config_hash,
+            run_id=wandb_id(folder, record.config_hash),
             group=run.study,
             tags=[run.scale, run.model.name, run.dataset.name, run.method.name],
             config=config | {"config_hash": record.config_hash},
@@ -109,7 +200,7 @@ def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> Run
 
         with timer.stage("train"):
             metrics, record.history = clm.train(
-                run, loaded, tokens, folder / "trainer", tracker.report_to
+                run, loaded, tokens, folder / "trainer", tracker.report_to, checkpoint
             )
         with timer.stage("generate"):
             record.samples = generate_samples(
@@ -121,7 +212,7 @@ def execute(run: RunConfig, config: dict[str, Any], overrides: list[str]) -> Run
         tracker.log_samples(run.method.generation.prompt, record.samples)
         record.status = "done"
     except BaseException as exc:
-        record.fail(exc, folder)
+        record.fail(exc, folder)  # KeyboardInterrupt is recorded as `interrupted`
         raise
     finally:
         record.timings = timer.timings

@@ -29,8 +29,10 @@ def cheap(*overrides: str) -> list[str]:
     return [o for o in CHEAP if o.partition("=")[0] not in keys] + list(overrides)
 
 
-def run_tiny(*overrides: str) -> RunRecord:
+def run_tiny(*overrides: str, force: bool = False) -> RunRecord:
     cfg = compose(cheap(*overrides))
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
-    return execute(validate(cfg), config, list(overrides))
+    record = execute(validate(cfg), config, list(overrides), force=force)
+    assert record is not None, "the run was locked by another process"
+    return record

@@ -31,6 +31,7 @@ def train(
     splits: datasets.DatasetDict,
     output_dir: Path,
     report_to: list[str],
+    resume_from_checkpoint: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Trains, evaluates once more at the end (on the best checkpoint when the recipe keeps
     one), and on every extra split (e.g. `shared`); returns the metrics and the log history.
@@ -45,7 +46,8 @@ def train(
         eval_dataset=splits["test"],
         processing_class=loaded.tokenizer,
     )
-    result = trainer.train()
+    # A resumed run restores weights, optimizer, scheduler, RNG and data position from it.
+    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     final = trainer.evaluate()
     runtime = result.metrics["train_runtime"]
     tokens = trainer.state.num_input_tokens_seen
