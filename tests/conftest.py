@@ -21,7 +21,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 # The seed's screening grid, in its order (shared/reference/studies.md).
 SCREENED_HUB_IDS = (
-    "distilgpt2",
+    "distilbert/distilgpt2",
     "flax-community/gpt-2-spanish",
     "mrm8488/spanish-gpt2",
     "datificate/gpt2-small-spanish",

@@ -38,7 +38,7 @@ def record(name: str, hub_id: str, loss: float, status: str = "done") -> RunReco
 
 def test_report_from_records(tmp_path: Path) -> None:
     for r in [
-        record("distilgpt2", "distilgpt2", 5.1),
+        record("distilgpt2", "distilbert/distilgpt2", 5.1),
         record("gpt2-small-es", "datificate/gpt2-small-spanish", 4.3),
         record("gpt-neo-125m", "EleutherAI/gpt-neo-125M", 4.9),
         record("spanish-gpt2", "mrm8488/spanish-gpt2", 0.0, status="failed"),

@@ -65,7 +65,7 @@ def test_record_holds_the_contract(isolated: Path) -> None:
     path = next(isolated.rglob(RECORD))
     assert read_record(path) == record
     assert record.status == "done" and record.finished_at
-    assert record.config["model"]["hub_id"] == "distilgpt2"
+    assert record.config["model"]["hub_id"] == "distilbert/distilgpt2"
     assert len(record.config_hash) == 12 and record.config_hash in record.run_name
     assert {"torch", "transformers", "datasets", "python"} <= set(record.stack)
     assert record.device.startswith(("cpu", "cuda"))
@@ -125,7 +125,7 @@ def test_wandb_offline_run_has_config_metrics_and_samples(isolated: Path) -> Non
     assert len(runs) == 1 and runs[0].name.endswith(record.config_hash)
     summary = wandb_summary(runs[0])
     text = json.dumps(summary)
-    assert '"hub_id": "distilgpt2"' in text  # our resolved config
+    assert '"hub_id": "distilbert/distilgpt2"' in text  # our resolved config
     assert "final/train_loss" in text and "samples" in text
     assert list(runs[0].glob("files/media/table/samples_*.table.json"))
 

@@ -22,6 +22,7 @@ from typing import Any, cast
 from semillero.config.compose import (
     compose,
     conf_dir,
+    expand_grid,
     normalise_args,
     run_dir,
     study_dir,
@@ -106,25 +107,36 @@ def _task(cfg: object) -> str:
     return "failed"
 
 
-def _valid_grid(overrides: list[str], show: bool) -> list[RunConfig]:
-    """Every run of the grid, or one error listing the invalid points: none is started."""
+def _valid_grid(overrides: list[str], show: bool, skip_invalid: bool = False) -> list[Any]:
+    """Every valid point of the grid. An invalid one is an error that starts nothing, unless
+    skip_invalid: then the valid points are returned and the others only listed."""
     from semillero.plan import describe, plan_grid
 
     points = plan_grid(overrides)
     invalid = any(p.run is None for p in points)
     if show or invalid:
         print(describe(points), flush=True)
-    if invalid:
-        raise SemilleroError("the grid has invalid points (above); fix them, none was started")
-    return [p.run for p in points if p.run is not None]
+    if invalid and not skip_invalid:
+        raise SemilleroError(
+            "the grid has invalid points (above); fix them, or run the others with "
+            "--skip-invalid. None was started"
+        )
+    return [p for p in points if p.run is not None]
 
 
 def sweep(overrides: list[str]) -> int:
     """A study's whole grid: plan it, refuse if any point is invalid, run it, report it."""
     start = time.perf_counter()
-    runs = _valid_grid(overrides, show=True)
+    skip_invalid = "--skip-invalid" in overrides
+    overrides = [o for o in overrides if o != "--skip-invalid"]
+    points = _valid_grid(overrides, show=True, skip_invalid=skip_invalid)
+    runs: list[RunConfig] = [p.run for p in points]
     print(f"\n[semillero] sweep: {len(runs)} runs", flush=True)
-    code = train(overrides, multirun=True, checked=True)
+    if len(runs) < len(expand_grid(overrides)):
+        # Hydra sweeps a whole cartesian grid; the valid points run one by one instead.
+        code = max(train(p.overrides, checked=True) for p in points)
+    else:
+        code = train(overrides, multirun=True, checked=True)
     unfinished = [r for r in runs if _status(r) != "done"]
     if runs[0].report is not None:
         print(_report(runs[0].report, study_dir(runs[0])), flush=True)

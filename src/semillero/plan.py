@@ -6,6 +6,7 @@ paths is enough to catch a typo before a sweep starts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from semillero.config.compose import compose, expand_grid, run_dir, validate
 from semillero.config.schema import CorpusConfig, DatasetConfig, RunConfig
 from semillero.data.source import check_source, resolve_source
 from semillero.errors import SemilleroError
+from semillero.memory import estimate_gib, visible_device
 from semillero.models.source import model_source
 from semillero.records import RECORD, read_record
 
@@ -22,6 +24,7 @@ class GridPoint:
     overrides: list[str]
     run: RunConfig | None = None
     error: str | None = None
+    memory_gib: float | None = None  # estimated peak training memory
 
     @property
     def status(self) -> str:
@@ -53,15 +56,42 @@ def data_sources(run: RunConfig) -> list[DatasetConfig]:
 
 def plan_grid(overrides: Sequence[str]) -> list[GridPoint]:
     """Composes and validates every grid point; errors are kept, not raised."""
+    device, device_gib = visible_device()
     points = []
     for point in expand_grid(overrides):
         try:
             run = validate(compose(point))
             preflight(run)
-            points.append(GridPoint(point, run))
         except SemilleroError as exc:
             points.append(GridPoint(point, error=str(exc)))
+            continue
+        need = estimate_gib(run)
+        if need is not None and need > device_gib:
+            error = (
+                f"needs about {need:.1f} GiB to train ({run.model.name}, batch "
+                f"{run.trainer.per_device_train_batch_size}), more than the {device_gib:.1f} "
+                f"GiB of {device}: lower trainer.per_device_train_batch_size, set "
+                "trainer.activation_checkpointing=true, or use a larger GPU"
+            )
+            points.append(GridPoint(point, error=error, memory_gib=need))
+        else:
+            points.append(GridPoint(point, run, memory_gib=need))
     return points
+
+
+def train_steps(run: RunConfig) -> int | None:
+    """Optimizer steps of a run, when its training rows are known without loading data."""
+    t, d = run.trainer, run.dataset
+    if t.max_steps > 0:
+        return t.max_steps
+    rows = d.max_train_samples
+    if isinstance(d, DatasetConfig) and d.rows:
+        held_out = math.ceil(d.rows * d.test_size)
+        rows = min(rows or d.rows, d.rows - held_out)
+    if rows is None:
+        return None
+    per_epoch = math.ceil(rows / t.per_device_train_batch_size / t.gradient_accumulation_steps)
+    return math.ceil(per_epoch * t.num_train_epochs)
 
 
 def describe(points: list[GridPoint]) -> str:
@@ -69,7 +99,7 @@ def describe(points: list[GridPoint]) -> str:
     blocks = []
     for i, p in enumerate(points, 1):
         if p.run is None:
-            blocks.append(f"#{i} INVALID  {' '.join(p.overrides)}\n   error  {p.error}")
+            blocks.append(f"#{i} INVALID  {' '.join(p.overrides)}\n   error    {p.error}")
             continue
         r = p.run
         lines = [
@@ -79,6 +109,9 @@ def describe(points: list[GridPoint]) -> str:
             f"   method   {_method(r)}",
             f"   trainer  {_trainer(r)}",
         ]
+        steps = train_steps(r)
+        memory = f"~{p.memory_gib:.1f} GiB to train" if p.memory_gib else "memory: n/a (tiny)"
+        lines.append(f"   budget   {steps if steps else '?'} steps; {memory}")
         if r.model_from:
             lines.append(f"   from     {r.model_from}")
         blocks.append("\n".join(lines))

@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-# A hub id is `owner/name`, or a bare legacy name such as `distilgpt2`.
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# A hub id is `owner/name` (legacy bare names like `distilgpt2` now redirect to one).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class Schema(BaseModel):
@@ -134,9 +134,17 @@ class DatasetConfig(Schema):
     test_size: float = Field(0.1, gt=0, lt=1, description="Held-out fraction (the seed: 0.1).")
     max_train_samples: int | None = Field(None, gt=0, description="Keep the first N train rows.")
     max_eval_samples: int | None = Field(None, gt=0, description="Keep the first N test rows.")
+    rows: int | None = Field(
+        None, description="Rows of the source split as published, for plan's step count."
+    )
 
     @model_validator(mode="after")
-    def _files_need_a_builder(self) -> DatasetConfig:
+    def _consistent(self) -> DatasetConfig:
+        if self.text_column not in self.columns:
+            raise ValueError(
+                f"dataset {self.name!r}: text_column {self.text_column!r} is not one of its "
+                f"columns {self.columns}: set dataset.text_column to the column with the text"
+            )
         if self.data_files is not None and self.builder is None:
             raise ValueError(
                 f"dataset {self.name!r} sets data_files but no builder: add builder: parquet "

@@ -1,0 +1,58 @@
+"""Rough training-memory estimates, for `semillero plan` to catch a run that cannot fit
+before it spends GPU time. Nothing here imports torch: the visible device is read from
+nvidia-smi, or from the machine's RAM when there is no GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from semillero.config.schema import RunConfig
+
+GIB = 1024**3
+# Bytes per parameter for full fine-tuning with AdamW: fp32 weights (4) + gradients (4) +
+# two Adam moments (8), plus a 16-bit copy of the weights under mixed precision (2).
+FULL_FINETUNE_BYTES = 16
+MIXED_PRECISION_EXTRA = 2
+
+
+def estimate_gib(run: RunConfig) -> float | None:
+    """Peak training memory in GiB, or None when the model's size is unknown.
+
+    Activations follow Korthikanti et al. (2022) for one transformer layer in 16-bit:
+    s*b*h*(34 + 5*a*s/h) bytes, with a = h/64 heads; checkpointing keeps ~1 layer's worth.
+    """
+    facts = run.model.facts
+    if run.scale == "tiny" or not facts.parameters_m:
+        return None
+    params = facts.parameters_m * 1e6
+    t = run.trainer
+    mixed = t.fp16 or t.bf16
+    states = params * (FULL_FINETUNE_BYTES + (MIXED_PRECISION_EXTRA if mixed else 0))
+    activations = 0.0
+    if facts.hidden_size and facts.layers:
+        s, b, h = run.method.max_length, t.per_device_train_batch_size, facts.hidden_size
+        per_layer = s * b * h * (34 + 5 * (h / 64) * s / h) * (1 if mixed else 2)
+        activations = per_layer * (1 if t.activation_checkpointing else facts.layers)
+    return (states + activations) / GIB
+
+
+def visible_device() -> tuple[str, float]:
+    """(name, memory in GiB) of the first visible GPU, else of this machine's RAM."""
+    if shutil.which("nvidia-smi") and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != "":
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.splitlines()[0]
+            name, mib = out.rsplit(",", 1)
+            return name.strip(), float(mib) / 1024
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+    return "cpu RAM", ram
