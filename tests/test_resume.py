@@ -4,6 +4,7 @@ complete checkpoint, and two processes never run the same run at once."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -74,7 +75,7 @@ def test_an_unfinished_checkpoint_is_not_resumed_from(tmp_path: Path) -> None:
 
 SWEEP = [
     "scale=tiny",
-    "tracker=none",
+    "tracker=wandb",  # offline (tests never go online)
     "model=distilgpt2",
     "seed=1,2,3",
     "trainer.max_steps=40",
@@ -138,3 +139,27 @@ def test_a_killed_sweep_resumes_where_it_stopped(isolated: Path, tmp_path: Path)
         assert records[1].metrics[key] == clean.metrics[key], key
     assert records[1].samples == clean.samples
     assert weights(folders[1]) == weights(twin)
+
+    # W&B: the resumed run is one offline run with each step once; the killed attempt's
+    # folder is set aside where `wandb sync offline-run-*` does not see it.
+    wandb_dir = folders[1].parent / "wandb"
+    live = list(wandb_dir.glob(f"offline-run-*-{records[1].config_hash}"))
+    assert len(live) == 1
+    assert len(list(wandb_dir.glob(f"superseded-offline-run-*-{records[1].config_hash}"))) == 1
+    assert logged_steps(live[0]) == list(range(5, 45, 5))  # logging every 5 of 40 steps
+
+
+def logged_steps(run_folder: Path) -> list[int]:
+    """The global steps of the training-loss points in an offline W&B run."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(run_folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    steps = []
+    for line in out.stdout.splitlines():
+        item = json.loads(line).get("history", {}).get("item", {})
+        if "train/loss" in item:
+            steps.append(int(item["train/global_step"]))
+    return steps

@@ -176,8 +176,12 @@ def _execute(
             tags=[run.scale, run.model.name, run.dataset.name, run.method.name],
             config=config | {"config_hash": record.config_hash},
             folder=folder.parent,
+            resuming=checkpoint is not None,
         )
         record.wandb = dict(tracker.info)
+        if checkpoint:
+            state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+            tracker.replay(state["log_history"])
         set_seed(run.seed)  # before the model is built: a twin's random init is seeded too
         with timer.stage("load_model"):
             loaded = load_model(run.model, run.scale, run.paths.cache_dir)

@@ -33,6 +33,9 @@ class Tracker:
     report_to: list[str] = []  # noqa: RUF012 - read-only class default
     info: dict[str, Any] = {}  # noqa: RUF012
 
+    def replay(self, history: list[dict[str, Any]]) -> None:
+        pass
+
     def log_samples(self, prompt: str, samples: list[str]) -> None:
         pass
 
@@ -56,11 +59,18 @@ class WandbTracker(Tracker):
         tags: list[str],
         config: dict[str, Any],
         folder: Path,
+        resuming: bool = False,
     ) -> None:
         import wandb
 
         mode = resolve_mode(cfg.mode)
         folder.mkdir(parents=True, exist_ok=True)
+        if mode == "offline" and resuming:
+            # An offline run cannot be continued in place: the killed attempt's folder is
+            # renamed out of `wandb sync`'s offline-run-* glob, and the new attempt replays
+            # the history up to the checkpoint, so one folder holds one clean history.
+            for old in (folder / "wandb").glob(f"offline-run-*-{run_id}"):
+                old.rename(old.with_name(f"superseded-{old.name}"))
         self._wandb = wandb
         self.run = wandb.init(
             project=cfg.project,
@@ -77,6 +87,14 @@ class WandbTracker(Tracker):
         )
         self.info = {"mode": mode, "path": self.run.path, "dir": str(Path(self.run.dir).parent)}
         log.info("W&B %s run %s (%s)", mode, self.run.path, self.info["dir"])
+
+    def replay(self, history: list[dict[str, Any]]) -> None:
+        """Logs a resumed run's history up to its checkpoint, as WandbCallback logged it."""
+        from transformers.integrations.integration_utils import rewrite_logs
+
+        for entry in history:
+            logs = {k: v for k, v in entry.items() if k != "step"}
+            self.run.log({**rewrite_logs(logs), "train/global_step": entry["step"]})
 
     def log_samples(self, prompt: str, samples: list[str]) -> None:
         table = self._wandb.Table(columns=["prompt", "sample"], data=[[prompt, s] for s in samples])
