@@ -17,6 +17,7 @@ from filelock import FileLock
 from omegaconf import OmegaConf
 
 from semillero.config.compose import compose, expand_grid, run_dir, validate
+from semillero.methods.clm import LOSS_FILE
 from semillero.records import RECORD, read_record
 from semillero.runner import execute, last_complete_checkpoint
 from tests.conftest import REPO
@@ -68,6 +69,7 @@ def test_an_unfinished_checkpoint_is_not_resumed_from(tmp_path: Path) -> None:
         path.mkdir()
         if complete:
             (path / "trainer_state.json").write_text(f'{{"global_step": {step}}}')
+            (path / LOSS_FILE).write_text(f'{{"step": {step}, "sum": 1.5}}')
     (tmp_path / "checkpoint-30" / "trainer_state.json").write_text('{"global_st')  # cut short
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")
     assert last_complete_checkpoint(tmp_path / "none") is None
@@ -135,7 +137,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(isolated: Path, tmp_path: Path)
     assert sweep(env).returncode == 0
     twin = tmp_path / "uninterrupted" / folders[1].relative_to(isolated)
     clean = read_record(twin / RECORD)
-    for key in ("eval_loss", "final_train_loss", "train_steps", "perplexity"):
+    for key in ("train_loss", "eval_loss", "final_train_loss", "train_steps", "perplexity"):
         assert records[1].metrics[key] == clean.metrics[key], key
     assert records[1].samples == clean.samples
     assert weights(folders[1]) == weights(twin)

@@ -24,6 +24,7 @@ from semillero.data.prepare import prepare_data
 from semillero.data.tokenize import tokenize
 from semillero.evaluation.generate import generate_samples
 from semillero.methods import clm
+from semillero.methods.clm import LOSS_FILE
 from semillero.models.loader import load_model
 from semillero.models.twin import twin_class
 from semillero.plan import preflight
@@ -56,17 +57,18 @@ class Timer:
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:
-    """The newest Trainer checkpoint that was written to the end. Trainer writes
-    trainer_state.json last, so a process killed mid-save leaves a folder without a
-    readable one; transformers' get_last_checkpoint would pick that folder and fail."""
+    """The newest checkpoint that was written to the end. Trainer writes trainer_state.json
+    last and RunningLoss its sum after that, so a process killed mid-save leaves a folder
+    without both; transformers' get_last_checkpoint would pick that folder and fail."""
     found = []
     for path in folder.glob("checkpoint-*"):
         step = path.name.removeprefix("checkpoint-")
         if step.isdigit():
             found.append((int(step), path))
     for _, path in sorted(found, reverse=True):
-        try:
+        try:  # Trainer writes trainer_state.json last; our running loss follows it
             json.loads((path / "trainer_state.json").read_text())
+            json.loads((path / LOSS_FILE).read_text())
         except (OSError, ValueError):
             continue
         return str(path)

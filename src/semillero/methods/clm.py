@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import datasets
-from transformers import DataCollatorForLanguageModeling, Trainer
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback
 
 from semillero.config.schema import RunConfig
 from semillero.evaluation.perplexity import perplexity
 from semillero.models.loader import LoadedModel
 from semillero.trainer_args import training_arguments
+
+LOSS_FILE = "semillero_loss.json"  # written beside each checkpoint by RunningLoss
+
+
+class RunningLoss(TrainerCallback):
+    """Carries Trainer's running training-loss sum across a resume.
+
+    Trainer restarts that sum at zero when it resumes, so its `train_loss` covers only the
+    steps after the checkpoint. This saves the sum with each checkpoint and puts it back
+    when the resumed session begins, so that the sum continues in the same order and the
+    run's train_loss equals an uninterrupted run's, bitwise when checkpoints fall on
+    logging steps. (It reads Trainer's private `_total_loss_scalar` and `_tr_loss`:
+    tests/test_resume.py fails if transformers renames them.)
+    """
+
+    def __init__(self, trainer: Trainer, start: float) -> None:
+        self.trainer, self.start = trainer, start
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer._total_loss_scalar = self.start
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        total = self.trainer._total_loss_scalar + self.trainer._tr_loss.item()
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        (folder / LOSS_FILE).write_text(json.dumps({"step": state.global_step, "sum": total}))
 
 
 class PerplexityTrainer(Trainer):
@@ -46,13 +72,18 @@ def train(
         eval_dataset=splits["test"],
         processing_class=loaded.tokenizer,
     )
+    start = 0.0
+    if resume_from_checkpoint:
+        start = json.loads((Path(resume_from_checkpoint) / LOSS_FILE).read_text())["sum"]
+    trainer.add_callback(RunningLoss(trainer, start))
     # A resumed run restores weights, optimizer, scheduler, RNG and data position from it.
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     final = trainer.evaluate()
     runtime = result.metrics["train_runtime"]
     tokens = trainer.state.num_input_tokens_seen
     metrics: dict[str, Any] = {
-        "train_loss": result.training_loss,
+        # Trainer's own formula (sum / steps), over the whole run even after a resume.
+        "train_loss": trainer._total_loss_scalar / max(trainer.state.global_step, 0.001),
         "train_runtime": runtime,
         "train_steps": result.global_step,
         "train_samples_per_second": result.metrics["train_samples_per_second"],
