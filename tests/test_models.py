@@ -41,6 +41,14 @@ def test_twin_shape_typo_is_an_error(tmp_path: Path) -> None:
         load_model(unknown, "tiny", tmp_path)
 
 
+def test_attention_kernel_reaches_the_twin(tmp_path: Path) -> None:
+    cfg = model_cfg("gpt2-small-es", attn_implementation="eager")
+    assert load_model(cfg, "tiny", tmp_path).model.config._attn_implementation == "eager"
+    neo = model_cfg("gpt-neo-125m", attn_implementation="sdpa")
+    with pytest.raises(ValueError, match="does not support"):  # as the real GPT-Neo would
+        load_model(neo, "tiny", tmp_path)
+
+
 def test_gpt_neo_twin_keeps_local_attention(tmp_path: Path) -> None:
     model = load_model(model_cfg("gpt-neo-125m"), "tiny", tmp_path).model
     assert model.config.attention_layers == ["global", "local"]

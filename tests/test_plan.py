@@ -34,6 +34,14 @@ def test_a_model_too_large_for_the_device_is_invalid() -> None:
     assert "per_device_train_batch_size" in (points[0].error or "")
 
 
+def test_flash_attention_without_cuda_is_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("semillero.plan.visible_device", lambda: ("cpu RAM", 24.0))
+    points = plan_grid(["model=gpt2-small-es", "model.attn_implementation=flash_attention_2"])
+    assert points[0].run is None and "needs a CUDA GPU" in (points[0].error or "")
+    monkeypatch.setattr("semillero.plan.visible_device", lambda: ("NVIDIA H100", 80.0))
+    assert plan_grid(["model=gpt2-small-es", "model.attn_implementation=flash_attention_2"])[0].run
+
+
 def test_memory_grows_with_batch_and_shrinks_with_checkpointing() -> None:
     base = estimate_gib(validate(compose(["experiment=gpt2_screening"])))
     bigger = estimate_gib(

@@ -66,7 +66,13 @@ def plan_grid(overrides: Sequence[str]) -> list[GridPoint]:
             points.append(GridPoint(point, error=str(exc)))
             continue
         need = estimate_gib(run)
-        if need is not None and need > device_gib:
+        if run.model.attn_implementation == "flash_attention_2" and device == "cpu RAM":
+            error = (
+                "model.attn_implementation=flash_attention_2 needs a CUDA GPU (and the "
+                "flash-attn package, which the Docker image has): use sdpa here, or run on a GPU"
+            )
+            points.append(GridPoint(point, error=error, memory_gib=need))
+        elif need is not None and need > device_gib:
             error = (
                 f"needs about {need:.1f} GiB to train ({run.model.name}, batch "
                 f"{run.trainer.per_device_train_batch_size}), more than the {device_gib:.1f} "

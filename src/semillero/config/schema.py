@@ -63,6 +63,11 @@ class ModelConfig(Schema):
     architecture: str = Field(
         description="transformers class of the model, e.g. GPT2LMHeadModel; the twin uses it too."
     )
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
+        None,
+        description="Attention kernel (from_pretrained's attn_implementation); null = the "
+        "library's default. flash_attention_2 needs CUDA and the flash-attn package (images).",
+    )
     facts: ModelFacts = Field(default_factory=ModelFacts)
     twin: TwinConfig
 

@@ -35,7 +35,9 @@ def load_model(cfg: ModelConfig, scale: str, cache_dir: str | Path) -> LoadedMod
         location = source.split(":", 1)[1]
         try:
             tokenizer = AutoTokenizer.from_pretrained(location, revision=cfg.revision)
-            model = AutoModelForCausalLM.from_pretrained(location, revision=cfg.revision)
+            model = AutoModelForCausalLM.from_pretrained(
+                location, revision=cfg.revision, attn_implementation=cfg.attn_implementation
+            )
         except OSError as exc:
             raise ModelLoadError(
                 f"cannot load model {location} ({exc}). Offline (HF_HUB_OFFLINE=1) it must "

@@ -118,4 +118,6 @@ def build_twin(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+    if cfg.attn_implementation:
+        config._attn_implementation = cfg.attn_implementation
     return model_class(config), tokenizer
