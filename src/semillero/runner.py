@@ -66,7 +66,7 @@ def last_complete_checkpoint(folder: Path) -> str | None:
         if step.isdigit():
             found.append((int(step), path))
     for _, path in sorted(found, reverse=True):
-        try:  # Trainer writes trainer_state.json last; our running loss follows it
+        try:
             json.loads((path / "trainer_state.json").read_text())
             json.loads((path / LOSS_FILE).read_text())
         except (OSError, ValueError):

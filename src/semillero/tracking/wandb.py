@@ -89,9 +89,12 @@ class WandbTracker(Tracker):
         log.info("W&B %s run %s (%s)", mode, self.run.path, self.info["dir"])
 
     def replay(self, history: list[dict[str, Any]]) -> None:
-        """Logs a resumed run's history up to its checkpoint, as WandbCallback logged it."""
+        """Logs a resumed offline run's history up to its checkpoint, as WandbCallback logged
+        it. (An online run resumed by id already holds those steps on the server.)"""
         from transformers.integrations.integration_utils import rewrite_logs
 
+        if self.info["mode"] != "offline":
+            return
         for entry in history:
             logs = {k: v for k, v in entry.items() if k != "step"}
             self.run.log({**rewrite_logs(logs), "train/global_step": entry["step"]})
