@@ -8,28 +8,20 @@ import pytest
 
 from semillero.config.compose import compose, validate
 from semillero.errors import ConfigError
-from semillero.records import RunRecord
 from semillero.selection import resolve_model_from
+from tests.helpers.records import screening_record
 
 
-def screening_record(folder: Path, model: str, loss: float, status: str = "done") -> None:
-    RunRecord(
-        run_name=f"{model}__spanish-poetry__clm__000000000000",
-        config_hash="0" * 12,
-        study="gpt2_screening",
-        scale="tiny",
-        seed=42,
-        status=status,  # type: ignore[arg-type]
-        config={"model": {"name": model}},
-        metrics={"train_loss": loss},
-    ).write(folder / f"{model}__spanish-poetry__clm__000000000000")
+def write(folder: Path, model: str, loss: float, status: str = "done") -> None:
+    record = screening_record(model, loss, status=status, scale="tiny")
+    record.write(folder / record.run_name)
 
 
 def test_the_winner_by_the_studys_own_metric_is_taken(isolated: Path) -> None:
     study = isolated / "tiny" / "gpt2_screening"
-    screening_record(study, "distilgpt2", 5.3)
-    screening_record(study, "gpt-neo-125m", 4.7)
-    screening_record(study, "spanish-gpt2", 1.0, status="failed")  # not finished: ignored
+    write(study, "distilgpt2", 5.3)
+    write(study, "gpt-neo-125m", 4.7)
+    write(study, "spanish-gpt2", 1.0, status="failed")  # not finished: ignored
     overrides = resolve_model_from(["scale=tiny", "model=from:gpt2_screening"])
     assert overrides[:2] == ["scale=tiny", "model=gpt-neo-125m"]
     run = validate(compose([*overrides, "experiment=poetry_vs_combined"]))
