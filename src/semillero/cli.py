@@ -22,7 +22,6 @@ from typing import Any, cast
 from semillero.config.compose import (
     compose,
     conf_dir,
-    expand_grid,
     normalise_args,
     run_dir,
     study_dir,
@@ -108,20 +107,20 @@ def _task(cfg: object) -> str:
 
 
 def _valid_grid(overrides: list[str], show: bool, skip_invalid: bool = False) -> list[Any]:
-    """Every valid point of the grid. An invalid one is an error that starts nothing, unless
-    skip_invalid: then the valid points are returned and the others only listed."""
+    """Every point of the grid (plan.GridPoint). An invalid one is an error that starts
+    nothing, unless skip_invalid: then it is only listed, and the caller runs the others."""
     from semillero.plan import describe, plan_grid
 
     points = plan_grid(overrides)
     invalid = any(p.run is None for p in points)
     if show or invalid:
         print(describe(points), flush=True)
-    if invalid and not skip_invalid:
+    if (invalid and not skip_invalid) or all(p.run is None for p in points):
         raise SemilleroError(
             "the grid has invalid points (above); fix them, or run the others with "
             "--skip-invalid. None was started"
         )
-    return [p for p in points if p.run is not None]
+    return points
 
 
 def sweep(overrides: list[str]) -> int:
@@ -130,11 +129,12 @@ def sweep(overrides: list[str]) -> int:
     skip_invalid = "--skip-invalid" in overrides
     overrides = [o for o in overrides if o != "--skip-invalid"]
     points = _valid_grid(overrides, show=True, skip_invalid=skip_invalid)
-    runs: list[RunConfig] = [p.run for p in points]
+    valid = [p for p in points if p.run is not None]
+    runs: list[RunConfig] = [p.run for p in valid]
     print(f"\n[semillero] sweep: {len(runs)} runs", flush=True)
-    if len(runs) < len(expand_grid(overrides)):
+    if len(valid) < len(points):
         # Hydra sweeps a whole cartesian grid; the valid points run one by one instead.
-        code = max(train(p.overrides, checked=True) for p in points)
+        code = max(train(p.overrides, checked=True) for p in valid)
     else:
         code = train(overrides, multirun=True, checked=True)
     unfinished = [r for r in runs if _status(r) != "done"]
