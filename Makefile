@@ -36,7 +36,7 @@ test-all: setup ## Run every test, slow ones included (gpu tests skip without CU
 	$(OFFLINE) $(BIN)/pytest -q -m "" 
 
 smoke: setup ## Run the GPT-2 screening study on tiny twins: offline, CPU, a few minutes
-	$(OFFLINE) $(BIN)/semillero sweep EXP=gpt2_screening SCALE=tiny $(ARGS)
+	$(OFFLINE) $(BIN)/semillero sweep EXP=gpt2_screening SCALE=tiny $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
 
 sweep: setup ## Run a study's grid (skips done runs, resumes killed ones): make sweep EXP=… [SCALE=tiny] [FORCE=1]
 	$(BIN)/semillero sweep EXP=$(EXP) SCALE=$(SCALE) hydra/launcher=$(LAUNCHER) $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
