@@ -8,7 +8,7 @@ import pandas as pd
 
 from semillero.config.compose import compose, validate
 from semillero.records import find_records
-from semillero.report import build
+from semillero.report import build, report_study
 from tests.conftest import REPO
 from tests.helpers.records import screening_record
 
@@ -36,3 +36,15 @@ def test_report_from_records(tmp_path: Path) -> None:
     assert "Tiny scale" not in text
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "report.md").read_text() == text
+
+
+def test_report_keeps_to_the_current_grid(tmp_path: Path) -> None:
+    """Runs of an older config of the study, and attempts set aside by FORCE, stay out."""
+    current = screening_record("gpt2-small-es", 4.3, hub_id="datificate/gpt2-small-spanish")
+    current.write(tmp_path / current.run_name)
+    screening_record("gpt2-small-es", 9.9).write(tmp_path / f"{current.run_name}.replaced-1")
+    stale = screening_record("distilgpt2", 1.0, hub_id="distilbert/distilgpt2")
+    stale.write(tmp_path / "distilgpt2__spanish-poetry__clm__0123456789ab")
+    report_study(tmp_path, REPORT, REPO, names={current.run_name})
+    table = pd.read_csv(tmp_path / "report.csv")
+    assert list(table["model"]) == ["gpt2-small-es"] and table.loc[0, "train_loss"] == 4.3

@@ -22,6 +22,7 @@ from typing import Any, cast
 from semillero.config.compose import (
     compose,
     conf_dir,
+    expand_grid,
     normalise_args,
     run_dir,
     study_dir,
@@ -139,7 +140,7 @@ def sweep(overrides: list[str]) -> int:
         code = train(overrides, multirun=True, checked=True)
     unfinished = [r for r in runs if _status(r) != "done"]
     if runs[0].report is not None:
-        print(_report(runs[0].report, study_dir(runs[0])), flush=True)
+        print(_report(runs[0].report, study_dir(runs[0]), runs), flush=True)
     elapsed = time.perf_counter() - start
     print(
         f"\n[semillero] {len(runs) - len(unfinished)}/{len(runs)} runs done "
@@ -184,14 +185,16 @@ def report(overrides: list[str]) -> int:
             else f"run the study first: make sweep EXP={run.study} SCALE={run.scale}"
         )
         raise SemilleroError(f"no runs under {folder}; {fix}")
-    print(_report(run.report, folder))
+    grid = [validate(compose(point)) for point in expand_grid(overrides)]
+    print(_report(run.report, folder, grid))
     return 0
 
 
-def _report(cfg: ReportConfig, folder: Path) -> str:
+def _report(cfg: ReportConfig, folder: Path, runs: list[RunConfig]) -> str:
+    """Writes and prints the report of the grid's runs."""
     from semillero.report import console_table, report_study
 
-    report_study(folder, cfg, conf_dir().parent)
+    report_study(folder, cfg, conf_dir().parent, {run_dir(r).name for r in runs})
     table = console_table(folder, cfg)
     return f"\n{table}\n\nreport: {folder / 'report.md'} (+ report.csv, report.png)"
 

@@ -80,10 +80,13 @@ def read_record(path: Path) -> RunRecord:
     return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
 
 
-def find_records(folder: Path) -> list[RunRecord]:
-    """Every record directly under a study folder, oldest first."""
-    records = [read_record(p) for p in sorted(folder.glob(f"*/{RECORD}"))]
-    return sorted(records, key=lambda r: r.started_at)
+def find_records(folder: Path, names: set[str] | None = None) -> list[RunRecord]:
+    """The records of a study folder, oldest first: those of the run folders in `names`
+    when given (the study's current grid), never those of attempts set aside by FORCE."""
+    paths = [p for p in sorted(folder.glob(f"*/{RECORD}")) if ".replaced-" not in p.parent.name]
+    if names is not None:
+        paths = [p for p in paths if p.parent.name in names]
+    return sorted((read_record(p) for p in paths), key=lambda r: r.started_at)
 
 
 def now() -> str:

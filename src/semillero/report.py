@@ -218,7 +218,10 @@ def console_table(folder: Path, cfg: ReportConfig) -> str:
     return text
 
 
-def report_study(folder: Path, cfg: ReportConfig, root: Path) -> str:
-    if not folder.is_dir():
+def report_study(folder: Path, cfg: ReportConfig, root: Path, names: set[str]) -> str:
+    """The report of the runs named (the study's current grid; older configs' runs in the
+    same folder are left out)."""
+    records = find_records(folder, names) if folder.is_dir() else []
+    if not records:
         raise SemilleroError(f"no runs under {folder}: run the study first (make sweep EXP=...)")
-    return build(find_records(folder), cfg, folder, root)
+    return build(records, cfg, folder, root)
