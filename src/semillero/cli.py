@@ -126,6 +126,8 @@ def _valid_grid(overrides: list[str], show: bool, skip_invalid: bool = False) ->
 
 def sweep(overrides: list[str]) -> int:
     """A study's whole grid: plan it, refuse if any point is invalid, run it, report it."""
+    from semillero.plan import run_status
+
     start = time.perf_counter()
     skip_invalid = "--skip-invalid" in overrides
     overrides = [o for o in overrides if o != "--skip-invalid"]
@@ -138,7 +140,7 @@ def sweep(overrides: list[str]) -> int:
         code = max(train(p.overrides, checked=True) for p in valid)
     else:
         code = train(overrides, multirun=True, checked=True)
-    unfinished = [r for r in runs if _status(r) != "done"]
+    unfinished = [r for r in runs if run_status(r) != "done"]
     if runs[0].report is not None:
         print(_report(runs[0].report, study_dir(runs[0]), runs), flush=True)
     elapsed = time.perf_counter() - start
@@ -150,13 +152,6 @@ def sweep(overrides: list[str]) -> int:
     for r in unfinished:
         print(f"  not done: {run_dir(r)}")
     return 1 if unfinished else code
-
-
-def _status(run: RunConfig) -> str:
-    from semillero.records import RECORD, read_record
-
-    path = run_dir(run) / RECORD
-    return read_record(path).status if path.is_file() else "missing"
 
 
 def plan(overrides: list[str]) -> int:

@@ -30,11 +30,14 @@ class GridPoint:
     def status(self) -> str:
         if self.run is None:
             return "invalid"
-        path = run_dir(self.run) / RECORD
-        if not path.is_file():
-            return "new"
-        status = read_record(path).status
-        return status if status == "done" else f"resumable ({status})"
+        status = run_status(self.run)
+        return "new" if status is None else status if status == "done" else f"resumable ({status})"
+
+
+def run_status(run: RunConfig) -> str | None:
+    """The status in a run's record, or None when it has none yet."""
+    path = run_dir(run) / RECORD
+    return read_record(path).status if path.is_file() else None
 
 
 def preflight(run: RunConfig) -> None:

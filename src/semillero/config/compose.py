@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from pydantic import ValidationError
 
-from semillero.config.schema import RunConfig
+from semillero.config.schema import CorpusConfig, DatasetConfig, RunConfig
 from semillero.errors import ConfigError, did_you_mean
 
 # Config groups a user picks with `group=choice`.
@@ -21,6 +21,8 @@ GROUPS = ("model", "dataset", "method", "trainer", "tracker", "experiment")
 # Sections that do not change a run's results: excluded from its hash, so that the same
 # experiment logged elsewhere or written to another folder is still the same run.
 NOT_HASHED = ("tracker", "paths", "report", "study", "model_from")
+# The dataset kinds' tags, which pydantic puts in an error's path inside the union.
+TAGS = {m.model_fields["kind"].default for m in (DatasetConfig, CorpusConfig)}
 
 
 def conf_dir() -> Path:
@@ -93,14 +95,10 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
 
 def _explain(exc: ValidationError) -> str:
     lines = [f"invalid config ({exc.error_count()} problem(s)):"]
-    tags = {"source", "corpus"}  # pydantic puts the union member's tag in the path
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"] if p not in tags)
+        where = ".".join(str(p) for p in err["loc"] if p not in TAGS)
         if err["type"] == "extra_forbidden":
-            parent = _schema_at(err["loc"][:-1])
-            valid = sorted(parent.model_fields) if parent else []
-            hint = did_you_mean(str(err["loc"][-1]), valid)
-            lines.append(f"  {where}: unknown key.{hint} Valid keys: {', '.join(valid)}")
+            lines.append(f"  {_unknown_key(err['loc'])}")
         elif err["type"] == "missing":
             lines.append(f"  {where}: required, but missing. Set it in the YAML or as {where}=...")
         else:
@@ -198,14 +196,19 @@ def _explain_hydra(message: str) -> str:
     """Hydra answers an unknown override key with 'use +key=...', which would only move the
     error to validation. Say what the key should be instead."""
     match = re.match(r"Could not override '([\w.]+)'", message)
-    if not match:
-        return message
-    *parent, leaf = match.group(1).split(".")
-    schema = _schema_at(parent) if parent else RunConfig
+    return _unknown_key(match.group(1).split(".")) if match else message
+
+
+def _unknown_key(loc: Sequence[int | str]) -> str:
+    """`a.b.key: unknown key. Did you mean ...? Valid keys of a.b: ...`, for a key path from
+    pydantic (which may hold a union tag) or from a Hydra override."""
+    *parent, leaf = loc
+    schema = _schema_at(parent)
     valid = sorted(schema.model_fields) if schema else []
-    where = ".".join(parent) or "the root config"
+    visible = [str(p) for p in parent if p not in TAGS]
+    where = ".".join(visible) or "the root config"
     return (
-        f"{match.group(1)}: unknown key.{did_you_mean(leaf, valid)} "
+        f"{'.'.join([*visible, str(leaf)])}: unknown key.{did_you_mean(str(leaf), valid)} "
         f"Valid keys of {where}: {', '.join(valid)}"
     )
 
