@@ -24,7 +24,7 @@ $(BIN)/semillero: pyproject.toml requirements/constraints-cpu.txt
 	@echo ">> creating $(VENV) with the pinned CPU stack (about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0 $(PIPQ)
-	$(BIN)/pip install -q -c requirements/constraints-cpu.txt -e '.[dev]' $(PIPQ)
+	$(BIN)/pip install -q -c requirements/constraints-cpu.txt -e '.[dev,quant,export]' $(PIPQ)
 	@touch $@
 
 setup: $(BIN)/semillero ## Create .venv and install the pinned CPU stack (make test/smoke do it on first use)

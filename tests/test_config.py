@@ -103,9 +103,25 @@ def test_makefile_shorthands() -> None:
     ]
 
 
+def trainable_with(model: str) -> list[str]:
+    """A pre-quantised model trains only through QLoRA (method sft); others with defaults."""
+    cfg = compose([f"model={model}"])
+    extra = (
+        ["method=sft", "adapter=qlora", "dataset=alpaca-spanish"]
+        if cfg.model.get("prequantized")
+        else []
+    )
+    return [f"model={model}", *extra]
+
+
+def test_a_prequantized_model_with_full_finetuning_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"already quantised \(bnb-4bit\).*adapter=qlora"):
+        validate(compose(["model=llama-3.2-1b-bnb-4bit"]))
+
+
 @pytest.mark.parametrize("model", group_options("model"))
 def test_every_model_has_hub_id_facts_and_twin(model: str) -> None:
-    run = validate(compose([f"model={model}"]))
+    run = validate(compose(trainable_with(model)))
     assert run.model.name == model
     assert run.model.twin.config
     assert run.model.facts.parameters_m

@@ -31,3 +31,59 @@ def test_screening_recipe_trains_in_fp16_at_gpt2_small_shape() -> None:
     assert record.model["parameters"] > 80_000_000
     assert math.isfinite(record.metrics["train_loss"])
     assert record.metrics["useful_tokens_per_second"] > 0
+
+
+# Gemma-3-1B and Llama-3.2-1B shapes (studies.md), on the twin tokenizer: every layer is the
+# real one, the vocabulary is the twin's (about a thousand tokens instead of 262,144 / 128,256),
+# so the embedding and output head are smaller than the real models'.
+GEMMA3_1B = (
+    "model.twin.config={hidden_size: 1152, intermediate_size: 6912, num_hidden_layers: 26, "
+    "num_attention_heads: 4, num_key_value_heads: 1, head_dim: 256, "
+    "max_position_embeddings: 32768, sliding_window: 512, tie_word_embeddings: true}"
+)
+LLAMA32_1B = (
+    "model.twin.config={hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, "
+    "num_attention_heads: 32, num_key_value_heads: 8, max_position_embeddings: 131072, "
+    "tie_word_embeddings: true}"
+)
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_grpo_steps_at_gemma3_1b_shape() -> None:
+    """A few GRPO steps of the Iberotales recipe (batch 4 x 4, 4 generations, bf16, LoRA
+    r 32): prints seconds per step for the study's README."""
+    record = run_tiny(
+        "experiment=iberotales_grpo",
+        GEMMA3_1B,
+        "trainer.max_steps=3",
+        "trainer.per_device_train_batch_size=4",
+        "trainer.gradient_accumulation_steps=4",
+        "method.max_completion_length=256",
+        "method.evaluation.max_samples=4",
+        "method.evaluation.max_new_tokens=64",
+    )
+    assert record.precision == "bf16" and record.device.startswith("cuda")
+    assert record.model["adapter"]["trainable"] > 20_000_000  # r 32 on every projection
+    print(
+        f"\nGRPO at Gemma-3-1B shape on {record.device}: "
+        f"{record.metrics['seconds_per_step']:.2f} s/step (256-token completions)"
+    )
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_qlora_sft_at_llama32_1b_shape() -> None:
+    record = run_tiny(
+        "experiment=alpaca_qlora",
+        LLAMA32_1B,
+        "trainer.max_steps=10",
+        "method.max_length=512",
+    )
+    assert record.model["layers"]["Linear4bit"] == 16 * 7
+    assert record.model["weights"].startswith("nf4") and "bfloat16" in record.model["weights"]
+    assert math.isfinite(record.metrics["eval_loss"])
+    print(
+        f"\nQLoRA SFT at Llama-3.2-1B shape on {record.device}: "
+        f"{record.metrics['useful_tokens_per_second']:.0f} useful tokens/s"
+    )

@@ -14,10 +14,11 @@ from semillero.config.schema import ModelConfig
 from semillero.errors import ModelLoadError
 from semillero.models.loader import load_model
 from semillero.models.twin import twin_tokenizer
+from tests.test_config import trainable_with
 
 
 def model_cfg(name: str, **changes: object) -> ModelConfig:
-    cfg = validate(compose([f"model={name}"])).model
+    cfg = validate(compose(trainable_with(name))).model
     return ModelConfig.model_validate(cfg.model_dump() | changes)
 
 

@@ -27,9 +27,10 @@ def test_every_study_runs_at_tiny_scale(study: str) -> None:
         record = run_tiny(*point)
         assert record.status == "done"
         assert record.metrics["train_steps"] == 3
-        assert record.samples and record.samples[0].startswith(
-            validate(compose(point)).method.generation.prompt
-        )
+        assert record.samples
+        method = validate(compose(point)).method
+        if method.name == "clm":
+            assert record.samples[0].startswith(method.generation.prompt)
 
 
 def test_training_changes_the_parameters(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@
     semillero sweep EXP=<study> [SCALE=tiny]     a study's whole grid, then its report
     semillero plan EXP=<study> [SCALE=tiny]      validate and list the grid; loads nothing
     semillero report EXP=<study> [SCALE=tiny]    report.md / report.csv / report.png
+    semillero export <run folder> [--dtype float16]
+                                                 merged 16-bit model, GGUF, Ollama Modelfile
 
 `EXP=` and `SCALE=` are shorthands for `experiment=` and `scale=`; everything else is a
 Hydra override (`trainer.max_steps=100`, `model=distilgpt2`, `tracker=none`, ...).
@@ -45,12 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "FORCE=1" in rest:  # not a config value: it changes what runs, not what a run is
         os.environ[FORCE_ENV] = "1"
         rest = [a for a in rest if a != "FORCE=1"]
-    commands = {"train": train, "sweep": sweep, "plan": plan, "report": report}
+    commands = {"train": train, "sweep": sweep, "plan": plan, "report": report, "export": export}
     if command not in commands:
         print(f"error: unknown command {command!r}; use one of {', '.join(commands)}")
         return 2
     try:
-        if command != "report":
+        if command not in ("report", "export"):
             from semillero.selection import resolve_model_from
 
             rest = resolve_model_from(rest)
@@ -58,6 +60,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SemilleroError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def export(args: list[str]) -> int:
+    """Merges a run's adapter, writes GGUF and a Modelfile (see semillero.export)."""
+    dtype = "bfloat16"
+    if "--dtype" in args:
+        i = args.index("--dtype")
+        dtype = args[i + 1] if i + 1 < len(args) else ""
+        args = args[:i] + args[i + 2 :]
+    if dtype not in ("bfloat16", "float16"):
+        raise SemilleroError(f"--dtype {dtype!r}: use bfloat16 or float16")
+    if len(args) != 1:
+        raise SemilleroError(
+            "usage: semillero export <run folder> [--dtype bfloat16|float16], e.g. "
+            "semillero export outputs/tiny/alpaca_qlora/<run>"
+        )
+    from semillero.export import export_run
+
+    result = export_run(args[0], dtype)
+    print(f"[semillero] export of {result['run']}:")
+    for key in ("merge", "merged", "reload_max_abs_diff", "gguf", "gguf_note", "modelfile"):
+        if result.get(key) is not None:
+            print(f"  {key}: {result[key]}")
+    return 0
 
 
 def train(overrides: list[str], multirun: bool = False, checked: bool = False) -> int:

@@ -6,6 +6,7 @@ paths is enough to catch a typo before a sweep starts.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,10 +42,23 @@ def run_status(run: RunConfig) -> str | None:
 
 
 def preflight(run: RunConfig) -> None:
-    """Checks that need no data and no model: local paths exist, sources resolve."""
+    """Checks that need no data and no model: local paths exist, sources resolve, the
+    libraries the run needs are installed."""
     model_source(run.model, run.scale)
     for source in data_sources(run):
         check_source(source, resolve_source(source, run.scale))
+    quantised = run.adapter.quantization is not None or run.model.prequantized
+    if quantised and importlib.util.find_spec("bitsandbytes") is None:
+        raise SemilleroError(
+            f"adapter={run.adapter.name} (model {run.model.name}) loads the base in 4-bit with "
+            "bitsandbytes, which is not installed: pip install -e '.[quant]' (the Docker image "
+            "has it), or use adapter=lora"
+        )
+    if getattr(run.method, "use_vllm", False) and importlib.util.find_spec("vllm") is None:
+        raise SemilleroError(
+            "method.use_vllm=true needs vLLM, which is not installed here (it needs CUDA): run "
+            "in the Docker image, or set method.use_vllm=false"
+        )
 
 
 def data_sources(run: RunConfig) -> list[DatasetConfig]:
@@ -160,8 +174,25 @@ def _data(r: RunConfig) -> str:
 
 
 def _method(r: RunConfig) -> str:
-    m = r.method
-    return f"{m.name}, {m.max_length} tokens, padding {m.padding}"
+    m, a = r.method, r.adapter
+    if m.name == "clm":
+        text = f"clm, {m.max_length} tokens, padding {m.padding}"
+    elif m.name == "sft":
+        loss = "completion-only loss" if m.completion_only_loss else "loss on all tokens"
+        text = f"sft, format {m.format}, {m.max_length} tokens, {loss}" + (
+            ", packing" if m.packing else ""
+        )
+    else:
+        text = (
+            f"grpo, {m.num_generations} generations, rewards {', '.join(m.rewards)}, "
+            f"prompt <= {m.max_prompt_length}, completion <= {m.max_completion_length}"
+            + (f", vLLM {m.vllm_mode}" if m.use_vllm else "")
+        )
+    if a.type == "none":
+        return text + "; every weight trained"
+    targets = a.target_modules if isinstance(a.target_modules, str) else ",".join(a.target_modules)
+    kind = "QLoRA (4-bit NF4 base)" if a.quantization else "LoRA"
+    return text + f"; {kind} r={a.r} alpha={a.alpha} dropout={a.dropout:g} on {targets}"
 
 
 def _trainer(r: RunConfig) -> str:

@@ -50,6 +50,8 @@ class RunRecord(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)  # source, fingerprints, rows, drops
     metrics: dict[str, Any] = Field(default_factory=dict)
     samples: list[str] = Field(default_factory=list)
+    tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)  # a method's tables
+    artifacts: dict[str, str] = Field(default_factory=dict)  # name -> path (adapter, model)
     history: list[dict[str, Any]] = Field(default_factory=list)  # Trainer's log, for curves
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
     wandb: dict[str, Any] = Field(default_factory=dict)  # run path, mode, folder

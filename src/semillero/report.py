@@ -105,6 +105,8 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
     lines += ["", f"![{', '.join(cfg.plot or cfg.metrics[:2])}](report.png)"]
     if cfg.curves:
         lines += ["", f"![{', '.join(cfg.curves)} by step](curves.png)"]
+    for section in cfg.sections:
+        lines += section_lines(done, cfg, section)
     if cfg.samples:
         lines += ["", "## Samples", ""]
         for r in done:
@@ -127,6 +129,37 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
     text = "\n".join(lines)
     (folder / "report.md").write_text(text, encoding="utf-8")
     return text
+
+
+SECTION_TITLES = {
+    "before_after": "Held-out evaluation, before and after training",
+    "groups": "Format adherence by group, before and after",
+    "contrast": "Contrast: the same questions before and after training",
+}
+CELL_CHARS = 300  # long generations are cut in the tables (the record keeps them whole)
+
+
+def section_lines(records: list[RunRecord], cfg: ReportConfig, section: str) -> list[str]:
+    """A table each run's method wrote into its record (record.tables[section])."""
+    lines = ["", f"## {SECTION_TITLES.get(section, section)}", ""]
+    for r in records:
+        rows = r.tables.get(section)
+        if not rows:
+            lines += [f"- {label(r, cfg)}: no `{section}` table in its record", ""]
+            continue
+        if len(records) > 1:
+            lines += [f"### {label(r, cfg)}", ""]
+        cells = [{k: _cell(v) for k, v in row.items()} for row in rows]
+        lines += [_markdown(pd.DataFrame(cells)), ""]
+    return lines
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str):
+        text = " / ".join(line.strip() for line in value.strip().splitlines())
+        text = text.replace("|", "\\|")
+        return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
+    return value
 
 
 def _columns(table: pd.DataFrame, cfg: ReportConfig, metrics: list[str]) -> list[str]:

@@ -21,10 +21,9 @@ from transformers import set_seed
 from semillero.config.compose import conf_dir, run_dir, run_hash, run_name
 from semillero.config.schema import RunConfig
 from semillero.data.prepare import prepare_data
-from semillero.data.tokenize import tokenize
-from semillero.evaluation.generate import generate_samples
-from semillero.methods import clm
+from semillero.methods import Job, method_runner
 from semillero.methods.clm import LOSS_FILE
+from semillero.models.adapter import attach_adapter, check_targets, meta_model, quantised_layers
 from semillero.models.loader import load_model
 from semillero.models.twin import twin_class
 from semillero.plan import preflight
@@ -142,6 +141,10 @@ def _execute(
     preflight(run)
     if run.scale == "tiny":
         twin_class(run.model)  # a typo in the twin's shape fails here, not after the record
+    if run.adapter.type == "lora":
+        skeleton = meta_model(run.model, run.scale)  # no weights: a wrong target fails here
+        if skeleton is not None:
+            check_targets(skeleton, run.adapter, run.model.name)
     with timer.stage("load_data"):
         splits, data_info = prepare_data(run)
     print(
@@ -175,7 +178,7 @@ def _execute(
             name=folder.name,
             run_id=wandb_id(folder, record.config_hash),
             group=run.study,
-            tags=[run.scale, run.model.name, run.dataset.name, run.method.name],
+            tags=[run.scale, run.model.name, run.dataset.name, run.adapter.name, run.method.name],
             config=config | {"config_hash": record.config_hash},
             folder=folder.parent,
             resuming=checkpoint is not None,
@@ -184,38 +187,44 @@ def _execute(
         if checkpoint:
             state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
             tracker.replay(state["log_history"])
-        set_seed(run.seed)  # before the model is built: a twin's random init is seeded too
+        set_seed(run.seed)  # before the model and the adapter are built: both are seeded
         with timer.stage("load_model"):
-            loaded = load_model(run.model, run.scale, run.paths.cache_dir)
+            loaded = load_model(
+                run.model, run.scale, run.paths.cache_dir, run.adapter, folder / "twin"
+            )
+            loaded.model, adapter = attach_adapter(  # type: ignore[assignment]
+                loaded.model, run.adapter, run.model.name, run.trainer.activation_checkpointing
+            )
         record.model = {
             "source": loaded.source,
             "class": type(loaded.model).__name__,
             "parameters": loaded.parameters,
             "pad_token": loaded.pad_token,
+            "base": loaded.base,
+            "weights": loaded.weights,
+            "adapter": adapter,
         }
-        with timer.stage("tokenise"):
-            tokens = tokenize(
-                splits,
-                loaded.tokenizer,
-                run.dataset.text_column,
-                run.method.max_length,
-                run.method.padding,
-            )
-        record.data["fingerprints"] = {name: ds._fingerprint for name, ds in tokens.items()}
+        if run.adapter.quantization is not None:
+            record.model["layers"] = quantised_layers(loaded.model)
         record.write(folder)
-
-        with timer.stage("train"):
-            metrics, record.history = clm.train(
-                run, loaded, tokens, folder / "trainer", tracker.report_to, checkpoint
-            )
-        with timer.stage("generate"):
-            record.samples = generate_samples(
-                loaded.model, loaded.tokenizer, run.method.generation, run.seed
-            )
-        record.metrics = metrics
-        timer.timings["eval"] = metrics["eval_runtime"]
-        tracker.log_summary(metrics)
-        tracker.log_samples(run.method.generation.prompt, record.samples)
+        job = Job(
+            run=run,
+            loaded=loaded,
+            splits=splits,
+            folder=folder,
+            report_to=tracker.report_to,
+            checkpoint=checkpoint,
+            tracker=tracker,
+            timings=timer.timings,
+            record_data=record.data,
+        )
+        outcome = method_runner(run.method.name)(job)
+        record.metrics = outcome.metrics
+        record.history = outcome.history
+        record.samples = outcome.samples
+        record.tables = outcome.tables
+        record.artifacts = outcome.artifacts
+        tracker.log_summary(outcome.metrics)
         record.status = "done"
     except BaseException as exc:
         record.fail(exc, folder)  # KeyboardInterrupt is recorded as `interrupted`
@@ -225,9 +234,13 @@ def _execute(
         record.finished_at = record.finished_at or now()
         record.write(folder)
         tracker.finish(ok=record.status == "done")
+    m = record.metrics
+    shown = [f"loss {m['train_loss']:.4f}"]
+    shown += [f"eval loss {m['eval_loss']:.4f}"] if "eval_loss" in m else []
+    shown += [f"reward {m['final_reward']:.3f}"] if m.get("final_reward") is not None else []
     print(
-        f"[semillero] {folder.name}: loss {metrics['train_loss']:.4f}, eval loss "
-        f"{metrics['eval_loss']:.4f}, {metrics['train_runtime']:.1f}s -> {folder / 'record.json'}",
+        f"[semillero] {folder.name}: {', '.join(shown)}, {m['train_runtime']:.1f}s -> "
+        f"{folder / 'record.json'}",
         flush=True,
     )
     return record

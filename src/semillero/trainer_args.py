@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import TrainingArguments
@@ -19,16 +20,21 @@ def resolve_precision(cfg: TrainerConfig) -> tuple[bool, bool, str]:
     return cfg.fp16, cfg.bf16, asked
 
 
-def training_arguments(run: RunConfig, output_dir: Path, report_to: list[str]) -> TrainingArguments:
+def training_kwargs(run: RunConfig, output_dir: Path, report_to: list[str]) -> dict[str, Any]:
+    """TrainingArguments' keyword arguments of a run; TRL's configs take the same ones."""
     fp16, bf16, _ = resolve_precision(run.trainer)
-    kwargs = run.trainer.model_dump() | {"fp16": fp16, "bf16": bf16}
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        seed=run.seed,
-        data_seed=run.seed,
-        report_to=report_to,
-        run_name=output_dir.parent.name,
-        include_num_input_tokens_seen="non_padding",  # useful tokens/s, counted by Trainer
-        dataloader_pin_memory=torch.cuda.is_available(),
-        **kwargs,
-    )
+    return run.trainer.model_dump() | {
+        "fp16": fp16,
+        "bf16": bf16,  # explicit: TRL's configs default to bf16, which fails without CUDA
+        "output_dir": str(output_dir),
+        "seed": run.seed,
+        "data_seed": run.seed,
+        "report_to": report_to,
+        "run_name": output_dir.parent.name,
+        "include_num_input_tokens_seen": "non_padding",  # useful tokens/s, counted by Trainer
+        "dataloader_pin_memory": torch.cuda.is_available(),
+    }
+
+
+def training_arguments(run: RunConfig, output_dir: Path, report_to: list[str]) -> TrainingArguments:
+    return TrainingArguments(**training_kwargs(run, output_dir, report_to))

@@ -19,14 +19,38 @@ CHEAP = [
     "trainer.logging_steps=1",
     "dataset.max_train_samples=24",
     "dataset.max_eval_samples=8",
-    "method.max_length=64",
 ]
+# And per method (each has its own lengths).
+CHEAP_METHOD = {
+    "clm": ["method.max_length=64"],
+    "sft": ["method.max_length=256", "method.contrast.max_new_tokens=8"],
+    "grpo": [
+        "trainer.per_device_train_batch_size=4",
+        "trainer.gradient_accumulation_steps=1",
+        "method.max_completion_length=12",
+        "method.evaluation.max_new_tokens=12",
+        "method.evaluation.max_samples=4",
+    ],
+}
+STUDY_METHOD = {"iberotales_grpo": "grpo", "alpaca_qlora": "sft"}
+
+
+def method_of(overrides: tuple[str, ...] | list[str]) -> str:
+    """The method a list of overrides selects (method=..., or the study's)."""
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key == "method":
+            return value
+        if key == "experiment" and value in STUDY_METHOD:
+            return STUDY_METHOD[value]
+    return "clm"
 
 
 def cheap(*overrides: str) -> list[str]:
     """CHEAP, with any key given in `overrides` replaced by the caller's value."""
     keys = {o.partition("=")[0] for o in overrides}
-    return [o for o in CHEAP if o.partition("=")[0] not in keys] + list(overrides)
+    base = CHEAP + CHEAP_METHOD[method_of(overrides)]
+    return [o for o in base if o.partition("=")[0] not in keys] + list(overrides)
 
 
 def run_tiny(*overrides: str, force: bool = False) -> RunRecord:

@@ -11,18 +11,33 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from semillero.config.schema import CorpusConfig, DatasetConfig, RunConfig
+from semillero.config.schema import (
+    ClmMethodConfig,
+    CorpusConfig,
+    DatasetConfig,
+    GrpoMethodConfig,
+    RunConfig,
+    SftMethodConfig,
+)
 from semillero.errors import ConfigError, did_you_mean
 
 # Config groups a user picks with `group=choice`.
-GROUPS = ("model", "dataset", "method", "trainer", "tracker", "experiment")
+GROUPS = ("model", "dataset", "adapter", "method", "trainer", "tracker", "experiment")
 # Sections that do not change a run's results: excluded from its hash, so that the same
 # experiment logged elsewhere or written to another folder is still the same run.
 NOT_HASHED = ("tracker", "paths", "report", "study", "model_from")
-# The dataset kinds' tags, which pydantic puts in an error's path inside the union.
-TAGS = {m.model_fields["kind"].default for m in (DatasetConfig, CorpusConfig)}
+# The tags of the dataset kinds and of the methods, which pydantic puts in an error's path
+# inside their unions.
+TAG_FIELDS: dict[type[BaseModel], str] = {
+    DatasetConfig: "kind",
+    CorpusConfig: "kind",
+    ClmMethodConfig: "name",
+    SftMethodConfig: "name",
+    GrpoMethodConfig: "name",
+}
+TAGS = {m.model_fields[f].default for m, f in TAG_FIELDS.items()}
 
 
 def conf_dir() -> Path:
@@ -115,7 +130,9 @@ def _schema_at(loc: Sequence[int | str]) -> type[Any] | None:
     schema: Any = RunConfig
     for part in loc:
         members = _models_in(schema)
-        tagged = [m for m in members if getattr(m.model_fields.get("kind"), "default", 0) == part]
+        tagged = [
+            m for m in members if m in TAG_FIELDS and m.model_fields[TAG_FIELDS[m]].default == part
+        ]
         if tagged:
             schema = tagged[0]
             continue

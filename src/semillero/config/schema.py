@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from semillero.errors import did_you_mean
+
 # A hub id is `owner/name` (legacy bare names like `distilgpt2` now redirect to one).
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -51,6 +53,32 @@ class TwinConfig(Schema):
         "twin tokenizer."
     )
     vocab_size: int = Field(1024, description="Vocabulary of the BPE tokenizer trained locally.")
+    special_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description="The real tokenizer's special tokens, mirrored on the twin's: bos_token, "
+        "eos_token, pad_token, unk_token (a new token is added to the vocabulary).",
+    )
+    extra_special_tokens: list[str] = Field(
+        default_factory=list,
+        description="Further tokens the chat template uses (e.g. <start_of_turn>), added whole.",
+    )
+    chat_template: str | None = Field(
+        None,
+        description="A chat template for the twin: the name of a file in "
+        "src/semillero/models/chat_templates/ (without .jinja). Real models bring their own.",
+    )
+
+    @field_validator("special_tokens")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        roles = {"bos_token", "eos_token", "pad_token", "unk_token"}
+        unknown = sorted(set(value) - roles)
+        if unknown:
+            raise ValueError(
+                f"twin.special_tokens has {unknown}; use {sorted(roles)} "
+                "(other tokens go in twin.extra_special_tokens)"
+            )
+        return value
 
 
 class ModelConfig(Schema):
@@ -67,6 +95,14 @@ class ModelConfig(Schema):
         None,
         description="Attention kernel (from_pretrained's attn_implementation); null = the "
         "library's default. flash_attention_2 needs CUDA and the flash-attn package (images).",
+    )
+    prequantized: Literal["bnb-4bit"] | None = Field(
+        None,
+        description="The hub weights are already quantised (e.g. unsloth's *-bnb-4bit): "
+        "they need bitsandbytes and can only be trained through an adapter (adapter=qlora).",
+    )
+    chat: bool = Field(
+        False, description="An instruct model with a chat template (format=chat uses it)."
     )
     facts: ModelFacts = Field(default_factory=ModelFacts)
     twin: TwinConfig
@@ -134,7 +170,14 @@ class DatasetConfig(Schema):
     )
     licence: str = Field("unspecified", description="The data set's licence, as published.")
     columns: list[str] = Field(description="Columns the source must have.")
-    text_column: str = Field(description="Column holding the training text.")
+    text_column: str | None = Field(
+        None, description="Column holding the training text (method clm)."
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="What each column is to a method, role -> column: sft reads instruction, "
+        "input (optional) and output; grpo reads question and answer.",
+    )
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     test_size: float = Field(0.1, gt=0, lt=1, description="Held-out fraction (the seed: 0.1).")
     max_train_samples: int | None = Field(None, gt=0, description="Keep the first N train rows.")
@@ -145,7 +188,13 @@ class DatasetConfig(Schema):
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetConfig:
-        if self.text_column not in self.columns:
+        for role, column in self.fields.items():
+            if column not in self.columns:
+                raise ValueError(
+                    f"dataset {self.name!r}: fields.{role} names column {column!r}, which is "
+                    f"not one of its columns {self.columns}: fix dataset.fields.{role}"
+                )
+        if self.text_column is not None and self.text_column not in self.columns:
             raise ValueError(
                 f"dataset {self.name!r}: text_column {self.text_column!r} is not one of its "
                 f"columns {self.columns}: set dataset.text_column to the column with the text"
@@ -254,6 +303,158 @@ class ClmMethodConfig(Schema):
     generation: GenerationSettings
 
 
+class QuantizationConfig(Schema):
+    """bitsandbytes 4-bit loading (QLoRA), under BitsAndBytesConfig's names."""
+
+    load_in_4bit: Literal[True] = True
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    bnb_4bit_use_double_quant: bool = Field(
+        True, description="Quantise the quantisation constants."
+    )
+    bnb_4bit_compute_dtype: Literal["bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="dtype of the matmuls; float32 without CUDA."
+    )
+
+
+class AdapterConfig(Schema):
+    """What is trained: every weight (none), a LoRA adapter, or LoRA over a 4-bit base (QLoRA)."""
+
+    name: str = Field(description="Short name, the file name in conf/adapter/.")
+    type: Literal["none", "lora"] = Field(
+        description="none: full fine-tuning; lora: a PEFT LoRA adapter (with `quantization`: "
+        "QLoRA)."
+    )
+    r: int = Field(16, gt=0, description="LoRA rank.")
+    alpha: int = Field(16, gt=0, description="LoRA alpha (scaling = alpha / r).")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    bias: Literal["none", "all", "lora_only"] = "none"
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear",
+        description="Module names (suffixes, e.g. q_proj) or all-linear (every linear layer "
+        "but the output head).",
+    )
+    quantization: QuantizationConfig | None = Field(
+        None, description="Load the base in 4-bit (QLoRA); needs bitsandbytes."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AdapterConfig:
+        if self.type == "none" and self.quantization is not None:
+            raise ValueError(
+                "adapter.quantization needs adapter.type=lora: a 4-bit base cannot be "
+                "fully fine-tuned (use adapter=qlora)"
+            )
+        return self
+
+
+class ContrastConfig(Schema):
+    """The same questions answered by the base model and by the trained one (the source's
+    "contrast" test), with the same sampling."""
+
+    questions: list[str] = Field(default_factory=list, description="Asked before and after.")
+    max_new_tokens: int = Field(128, gt=0)
+    do_sample: bool = True
+    temperature: float = Field(0.7, gt=0)
+    top_k: int = Field(50, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+
+
+class SftMethodConfig(Schema):
+    name: Literal["sft"] = "sft"
+    format: str = Field(
+        description="How a row becomes a prompt and a completion: alpaca (the Spanish Alpaca "
+        "template) or chat (the model's chat template). See semillero.formats."
+    )
+    max_length: int = Field(2048, gt=0, description="Tokens per example (SFTConfig.max_length).")
+    packing: bool = Field(False, description="Pack examples into max_length blocks.")
+    completion_only_loss: bool = Field(
+        True, description="Loss on the response only (false: on the prompt too)."
+    )
+    contrast: ContrastConfig = Field(default_factory=ContrastConfig)
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        from semillero.formats import FORMATS
+
+        if value not in FORMATS:
+            raise ValueError(
+                f"unknown format {value!r}.{did_you_mean(value, FORMATS)} "
+                f"Formats: {', '.join(sorted(FORMATS))} (add one in semillero/formats.py)"
+            )
+        return value
+
+
+class GrpoEvalConfig(Schema):
+    """Before/after evaluation on held-out prompts (the card claims one; the source has none)."""
+
+    max_samples: int = Field(32, gt=0, description="Held-out prompts evaluated.")
+    max_new_tokens: int = Field(512, gt=0, description="The card's 512 new tokens.")
+    do_sample: bool = True
+    temperature: float = Field(0.7, gt=0, description="The card's sampling: 0.7 / 50 / 0.95.")
+    top_k: int = Field(50, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    group_by: list[str] = Field(
+        default_factory=list, description="Columns to break the rates down by (pais, tema)."
+    )
+    batch_size: int = Field(8, gt=0, description="Prompts generated at once.")
+
+
+class GrpoMethodConfig(Schema):
+    name: Literal["grpo"] = "grpo"
+    system_prompt: str = Field(description="The system message before each question.")
+    rewards: list[str] = Field(
+        description="Reward functions by name (semillero.rewards) or as module:function."
+    )
+    reward_weights: list[float] | None = Field(None, description="One per reward; null = 1.")
+    num_generations: int = Field(4, ge=2, description="Completions per prompt (a group).")
+    max_prompt_length: int | None = Field(
+        512, gt=0, description="Longer prompts are left out before training (counted)."
+    )
+    max_completion_length: int = Field(1024, gt=0)
+    temperature: float = Field(1.0, gt=0, description="Sampling while training (notebook: 1.0).")
+    top_k: int = Field(64, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    beta: float = Field(0.0, ge=0, description="KL coefficient (TRL's default 0: no ref model).")
+    use_vllm: bool = Field(False, description="Generate with vLLM (GPU, Docker image only).")
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    evaluation: GrpoEvalConfig = Field(default_factory=GrpoEvalConfig)
+
+    @field_validator("rewards")
+    @classmethod
+    def _known_rewards(cls, value: list[str]) -> list[str]:
+        from semillero.rewards import resolve_reward
+
+        if not value:
+            raise ValueError("method.rewards is empty: name at least one reward function")
+        for name in value:
+            resolve_reward(name)  # raises ValueError naming the known rewards
+        return value
+
+    @model_validator(mode="after")
+    def _weights(self) -> GrpoMethodConfig:
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+            raise ValueError(
+                f"method.reward_weights has {len(self.reward_weights)} values for "
+                f"{len(self.rewards)} rewards: give one weight per reward, or null"
+            )
+        return self
+
+
+AnyMethod = Annotated[
+    ClmMethodConfig | SftMethodConfig | GrpoMethodConfig, Field(discriminator="name")
+]
+
+# What each method reads from a data set: role -> required. Roles map to columns through
+# dataset.fields (clm reads dataset.text_column).
+METHOD_ROLES: Final[dict[str, dict[str, bool]]] = {
+    "clm": {},
+    "sft": {"instruction": True, "input": False, "output": True},
+    "grpo": {"question": True, "answer": True},
+}
+
+
 class TrainerConfig(Schema):
     """A subset of transformers.TrainingArguments, under the same names."""
 
@@ -264,7 +465,11 @@ class TrainerConfig(Schema):
     gradient_accumulation_steps: int = Field(1, gt=0)
     learning_rate: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: float = Field(
+        0, ge=0, description=">= 1: steps; < 1: a fraction of the run (the old warmup_ratio)."
+    )
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
     lr_scheduler_type: str = "linear"
     max_grad_norm: float = 1.0
     eval_strategy: Literal["no", "steps", "epoch"] = "no"
@@ -318,6 +523,11 @@ class ReportConfig(Schema):
         default_factory=list, description="Logged metrics drawn against steps (curves.png)."
     )
     samples: bool = Field(False, description="List every run's samples in the report.")
+    sections: list[str] = Field(
+        default_factory=list,
+        description="Tables a method writes into each record (record.tables), shown per run: "
+        "e.g. before_after and groups (grpo), contrast (sft).",
+    )
 
 
 class RunConfig(Schema):
@@ -335,7 +545,70 @@ class RunConfig(Schema):
     model_from: str | None = Field(
         None, description="Set by model=from:<study>: which study's winner this model is."
     )
-    method: ClmMethodConfig
+    adapter: AdapterConfig
+    method: AnyMethod
     trainer: TrainerConfig
     tracker: TrackerConfig
     report: ReportConfig | None = None
+
+    @model_validator(mode="after")
+    def _combination(self) -> RunConfig:
+        """The checks that need two sections at once: method vs data, adapter vs model."""
+        method, data, adapter = self.method, self.dataset, self.adapter
+        if method.name == "clm":
+            if adapter.type != "none":
+                raise ValueError(
+                    f"method clm trains every weight, but adapter={adapter.name}: use "
+                    "method=sft for LoRA/QLoRA, or adapter=none"
+                )
+            if isinstance(data, DatasetConfig) and data.text_column is None:
+                raise ValueError(
+                    f"method clm reads one text column, and dataset {data.name!r} sets no "
+                    "text_column: set dataset.text_column=<column>, or use a method that "
+                    f"reads its fields {sorted(data.fields)}"
+                )
+        else:
+            if self.shared_eval is not None:
+                raise ValueError(f"shared_eval is for method clm, not {method.name}")
+            members = data.sources.values() if isinstance(data, CorpusConfig) else [data]
+            for member in members:
+                missing = [
+                    role
+                    for role, required in METHOD_ROLES[method.name].items()
+                    if required and role not in member.fields
+                ]
+                if missing:
+                    sets = " ".join(f"dataset.fields.{r}=<column>" for r in missing)
+                    raise ValueError(
+                        f"method {method.name} needs a {' and an '.join(missing)} column, "
+                        f"and dataset {member.name!r} (columns {member.columns}) maps none to "
+                        f"{'/'.join(missing)}: set {sets}, or pick a data set made for "
+                        f"{method.name}"
+                    )
+        if self.model.prequantized and adapter.quantization is None:
+            raise ValueError(
+                f"model {self.model.name} is already quantised ({self.model.prequantized}): "
+                f"it can only be trained through an adapter over the 4-bit base: adapter=qlora "
+                f"(not {adapter.name})"
+            )
+        if isinstance(method, SftMethodConfig) and method.format == "chat":
+            has_template = (
+                self.model.chat if self.scale == "full" else self.model.twin.chat_template
+            )
+            if not has_template:
+                raise ValueError(
+                    f"method.format=chat needs a chat template, and model {self.model.name} has "
+                    "none (a base model): use method.format=alpaca, or an instruct model"
+                )
+        if isinstance(method, GrpoMethodConfig):
+            t = self.trainer
+            batch = t.per_device_train_batch_size * t.gradient_accumulation_steps
+            if batch % method.num_generations:
+                raise ValueError(
+                    f"method.num_generations={method.num_generations} does not divide the "
+                    f"effective batch (per_device_train_batch_size {t.per_device_train_batch_size}"
+                    f" x gradient_accumulation_steps {t.gradient_accumulation_steps} = {batch}): "
+                    "every prompt's group of completions must fit in one batch; pick a "
+                    f"divisor of {batch} or change the batch"
+                )
+        return self

@@ -33,36 +33,35 @@ def is_blank(text: str | None) -> bool:
     return text is None or not text.strip()
 
 
-def drop_blank(ds: datasets.Dataset, cfg: DatasetConfig) -> tuple[datasets.Dataset, CleaningReport]:
-    """Drops blank rows and reports how many; too many is an error, not cleaning."""
-    texts = ds[cfg.text_column]
-    bad = [i for i, text in enumerate(texts) if is_blank(text)]
+def drop_blank(
+    ds: datasets.Dataset, cfg: DatasetConfig, columns: list[str] | None = None
+) -> tuple[datasets.Dataset, CleaningReport]:
+    """Drops rows whose text (each of `columns`; default the text column) is blank, and
+    reports how many; too many is an error, not cleaning."""
+    columns = columns or [str(cfg.text_column)]
+    values = [ds[c] for c in columns]
+    bad = [i for i, row in enumerate(zip(*values, strict=True)) if any(map(is_blank, row))]
     report = CleaningReport(len(ds), len(bad), bad[:10])
     if not bad:
         return ds, report
+    what = " or ".join(map(repr, columns))
     shown = ", ".join(str(i + 2) for i in report.dropped_rows)  # +2: 1-based, after a header
     if not cfg.cleaning.drop_blank:
         raise DataError(
-            f"dataset {cfg.name!r}: {len(bad)} row(s) with blank {cfg.text_column!r} "
+            f"dataset {cfg.name!r}: {len(bad)} row(s) with blank {what} "
             f"(file lines {shown}...); remove them or set dataset.cleaning.drop_blank=true"
         )
     if len(bad) == len(ds) or len(bad) / len(ds) > cfg.cleaning.max_drop_fraction:
         raise DataError(
             f"dataset {cfg.name!r}: {len(bad)} of {len(ds)} rows have null, empty or "
-            f"whitespace-only {cfg.text_column!r} (file lines {shown}...), more than "
-            f"dataset.cleaning.max_drop_fraction={cfg.cleaning.max_drop_fraction}. "
+            f"whitespace-only {what} (file lines {shown}...; rows counted from 2 as in a CSV), "
+            f"more than dataset.cleaning.max_drop_fraction={cfg.cleaning.max_drop_fraction}. "
             "Fix the file, or raise the limit if that much loss is expected"
         )
     keep = ds.filter(
-        lambda text: not is_blank(text), input_columns=cfg.text_column, desc="Cleaning"
+        lambda *row: not any(map(is_blank, row)), input_columns=columns, desc="Cleaning"
     )
-    log.info(
-        "dataset %s: dropped %d of %d rows with blank %r",
-        cfg.name,
-        len(bad),
-        len(ds),
-        cfg.text_column,
-    )
+    log.info("dataset %s: dropped %d of %d rows with blank %s", cfg.name, len(bad), len(ds), what)
     return keep, report
 
 

@@ -45,7 +45,7 @@ def load_corpus(
     parts, infos = [], {}
     for name, source in cfg.sources.items():
         clean, info = load_clean(source, scale)
-        parts.append(as_content(clean, source.text_column))
+        parts.append(as_content(clean, str(source.text_column)))
         infos[name] = info | {"rows": len(clean), "text_column": source.text_column}
     if cfg.mixing == "concatenate":
         mixed = datasets.concatenate_datasets(parts)

@@ -7,6 +7,7 @@ file gets one error that names the line and the fix instead of a pandas tracebac
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -28,6 +29,8 @@ def load_raw(cfg: DatasetConfig, source: Source) -> datasets.Dataset:
         for file in [path] if path.is_file() else sorted(path.rglob("*")):
             if file.suffix in (".csv", ".json", ".jsonl"):
                 check_utf8(file, cfg.name)
+            if file.suffix == ".jsonl":
+                check_jsonl(file, cfg.name)
     fixture = source.kind == "fixture"
     split = (cfg.fixture_split or cfg.source_split) if fixture else cfg.source_split
     ds = _load(cfg, source, split)
@@ -110,19 +113,42 @@ def check_utf8(path: Path, name: str) -> None:
         ) from None
 
 
+def check_jsonl(path: Path, name: str) -> None:
+    """Every non-empty line of a JSON Lines file must be one JSON object: the first that is
+    not gets an error with its line number (pyarrow's own error names no line)."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"dataset {name!r}: {path} line {number} is not valid JSON ({exc.msg} at "
+                    f"column {exc.colno}); each line must be one JSON object: fix or remove it"
+                ) from None
+            if not isinstance(row, dict):
+                raise DataError(
+                    f"dataset {name!r}: {path} line {number} is a JSON "
+                    f"{type(row).__name__}, not an object; each line must be one "
+                    '{"column": value, ...} object'
+                )
+
+
 def check_columns(ds: datasets.Dataset, cfg: DatasetConfig, source: Source) -> None:
     missing = [c for c in cfg.columns if c not in ds.column_names]
-    if cfg.text_column not in cfg.columns:
-        missing.append(cfg.text_column)
     if missing:
         raise DataError(
             f"dataset {cfg.name!r} ({source}) has no column {', '.join(map(repr, missing))}; "
             f"it has {', '.join(ds.column_names)}. Rename the column in the file, or point "
-            f"the config at yours: dataset.text_column=<column> dataset.columns=[...]"
+            f"the config at yours: dataset.columns=[...] and dataset.text_column / "
+            f"dataset.fields.<role>=<column>"
         )
-    feature = ds.features[cfg.text_column]
-    if getattr(feature, "dtype", None) not in ("string", "large_string"):
-        raise DataError(
-            f"dataset {cfg.name!r}: column {cfg.text_column!r} holds {feature}, not text; "
-            "set dataset.text_column to the column with the text"
-        )
+    text = [cfg.text_column] if cfg.text_column else []
+    for column in text + list(cfg.fields.values()):
+        feature = ds.features[column]
+        if getattr(feature, "dtype", None) not in ("string", "large_string", "null"):
+            raise DataError(
+                f"dataset {cfg.name!r}: column {column!r} holds {feature}, not text; "
+                "point dataset.text_column / dataset.fields at the columns with the text"
+            )

@@ -13,28 +13,32 @@ import datasets
 from semillero.config.schema import CONTENT, CorpusConfig, RunConfig, SharedEvalConfig
 from semillero.data.clean import limit, split
 from semillero.data.corpus import as_content, load_clean, load_corpus
+from semillero.data.examples import load_examples
 
 
 def prepare_data(run: RunConfig) -> tuple[datasets.DatasetDict, dict[str, Any]]:
     """Returns the splits (train, test, and shared when the study has one) and what was done
     to them, for the record. Raises DataError on bad input, before any model loads."""
     cfg = run.dataset
-    if isinstance(cfg, CorpusConfig):
+    if run.method.name != "clm":
+        ds, info = load_examples(cfg, run.method.name, run.scale, run.seed)
+    elif isinstance(cfg, CorpusConfig):
         ds, info = load_corpus(cfg, run.scale, run.seed)
     else:
         ds, info = load_clean(cfg, run.scale)
     parts = split(ds, cfg.test_size, run.seed)
     if run.shared_eval is not None:
         shared = shared_split(run.shared_eval, run.scale, run.seed)
+        text_column = str(cfg.text_column)
         held_out = set(shared[CONTENT])
         before = len(parts["train"])
         parts["train"] = parts["train"].filter(
             lambda text: text not in held_out,
-            input_columns=cfg.text_column,
+            input_columns=text_column,
             desc="Removing shared held-out text",
         )
-        if cfg.text_column != CONTENT:
-            shared = shared.rename_column(CONTENT, cfg.text_column)
+        if text_column != CONTENT:
+            shared = shared.rename_column(CONTENT, text_column)
         parts["shared"] = shared
         info["shared_eval"] = {
             "source": run.shared_eval.source.name,
@@ -57,4 +61,4 @@ def shared_split(cfg: SharedEvalConfig, scale: str, seed: int) -> datasets.Datas
     clean, _ = load_clean(cfg.source, scale)
     held_out = split(clean, cfg.test_size, seed)["test"]
     held_out = limit(held_out, cfg.max_samples, f"{cfg.source.name} shared held-out split")
-    return as_content(held_out, cfg.source.text_column)
+    return as_content(held_out, str(cfg.source.text_column))

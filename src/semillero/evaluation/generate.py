@@ -34,3 +34,46 @@ def generate_samples(
         generate = cast(Any, model).generate  # typed loosely by transformers
         out = generate(**inputs, generation_config=config)  # (num_return_sequences, T)
     return list(tokenizer.batch_decode(out, skip_special_tokens=True))
+
+
+Prompt = str | list[dict[str, str]]  # plain text, or chat messages for the chat template
+
+
+def complete(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[Prompt],
+    config: GenerationConfig,
+    seed: int,
+    batch_size: int = 8,
+) -> list[str]:
+    """The new text each prompt gets (prompt not included), generated in left-padded batches
+    from one seeded random stream, so that the same model and prompts give the same text."""
+    texts = [
+        p
+        if isinstance(p, str)
+        else cast(str, tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True))
+        for p in prompts
+    ]
+    config.pad_token_id = tokenizer.pad_token_id
+    config.eos_token_id = config.eos_token_id or tokenizer.eos_token_id
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    set_seed(seed)
+    out: list[str] = []
+    model.eval()
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=not any(isinstance(p, list) for p in prompts),
+            ).to(model.device)
+            with torch.inference_mode():
+                generate = cast(Any, model).generate
+                ids = generate(**batch, generation_config=config)
+            new = ids[:, batch["input_ids"].shape[1] :]
+            out += tokenizer.batch_decode(new, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return out

@@ -9,8 +9,11 @@ from typing import Any
 import datasets
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback
 
-from semillero.config.schema import RunConfig
+from semillero.config.schema import ClmMethodConfig, RunConfig
+from semillero.data.tokenize import tokenize
+from semillero.evaluation.generate import generate_samples
 from semillero.evaluation.perplexity import perplexity
+from semillero.methods import Job, Outcome, timed
 from semillero.models.loader import LoadedModel
 from semillero.trainer_args import training_arguments
 
@@ -104,3 +107,28 @@ def train(
         metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
         metrics["best_metric"] = trainer.state.best_metric
     return metrics, history
+
+
+def run(job: Job) -> Outcome:
+    """Tokenise with the model's own tokenizer, train, evaluate, write the samples."""
+    method = job.run.method
+    assert isinstance(method, ClmMethodConfig)
+    loaded = job.loaded
+    with timed(job.timings, "tokenise"):
+        tokens = tokenize(
+            job.splits,
+            loaded.tokenizer,
+            str(job.run.dataset.text_column),
+            method.max_length,
+            method.padding,
+        )
+    job.record_data["fingerprints"] = {name: ds._fingerprint for name, ds in tokens.items()}
+    with timed(job.timings, "train"):
+        metrics, history = train(
+            job.run, loaded, tokens, job.folder / "trainer", job.report_to, job.checkpoint
+        )
+    job.timings["eval"] = metrics["eval_runtime"]
+    with timed(job.timings, "generate"):
+        samples = generate_samples(loaded.model, loaded.tokenizer, method.generation, job.run.seed)
+    job.tracker.log_samples(method.generation.prompt, samples)
+    return Outcome(metrics, history, samples)

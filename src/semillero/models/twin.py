@@ -77,6 +77,30 @@ def _train(files: list[Path], vocab_size: int, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+CHAT_TEMPLATES = Path(__file__).resolve().parent / "chat_templates"
+
+
+def mirror_special_tokens(tokenizer: PreTrainedTokenizerFast, cfg: ModelConfig) -> None:
+    """Gives the twin the real tokenizer's special tokens and a chat template of its shape,
+    so that prompts, EOS and padding behave as they will with the real model."""
+    twin = cfg.twin
+    new = [t for t in [*twin.special_tokens.values(), *twin.extra_special_tokens] if t != EOS]
+    if new:
+        tokenizer.add_tokens(list(dict.fromkeys(new)), special_tokens=True)
+    for role, token in twin.special_tokens.items():
+        setattr(tokenizer, role, token)
+    if twin.chat_template:
+        path = CHAT_TEMPLATES / f"{twin.chat_template}.jinja"
+        if not path.is_file():
+            known = sorted(p.stem for p in CHAT_TEMPLATES.glob("*.jinja"))
+            raise ModelLoadError(
+                f"conf/model/{cfg.name}.yaml: twin.chat_template {twin.chat_template!r} is not "
+                f"a file in {CHAT_TEMPLATES}.{did_you_mean(twin.chat_template, known)} "
+                f"Templates: {', '.join(known)}"
+            )
+        tokenizer.chat_template = path.read_text(encoding="utf-8")
+
+
 def twin_class(cfg: ModelConfig) -> Any:  # a PreTrainedModel subclass
     """The architecture class, after checking every twin.config key against its config.
 
@@ -110,6 +134,7 @@ def build_twin(
     tokenizer = twin_tokenizer(cfg.twin.vocab_size, cache_dir)
     if cfg.facts.pad_token is not None:
         tokenizer.pad_token = EOS
+    mirror_special_tokens(tokenizer, cfg)
     model_class = twin_class(cfg)
     config = model_class.config_class(
         **cfg.twin.config,

@@ -42,6 +42,9 @@ class Tracker:
     def log_summary(self, metrics: dict[str, Any]) -> None:
         pass
 
+    def log_table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        pass
+
     def finish(self, ok: bool) -> None:
         pass
 
@@ -102,6 +105,15 @@ class WandbTracker(Tracker):
     def log_samples(self, prompt: str, samples: list[str]) -> None:
         table = self._wandb.Table(columns=["prompt", "sample"], data=[[prompt, s] for s in samples])
         self.run.log({"samples": table})
+
+    def log_table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """A list of same-keyed rows as a W&B table (e.g. samples with their rewards)."""
+        if not rows:
+            return
+        keys = list(rows[0])
+        columns: list[str | int] = list(keys)
+        table = self._wandb.Table(columns=columns, data=[[r.get(k) for k in keys] for r in rows])
+        self.run.log({name: table})
 
     def log_summary(self, metrics: dict[str, Any]) -> None:
         self.run.summary.update({f"final/{k}": v for k, v in metrics.items()})
