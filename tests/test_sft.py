@@ -238,3 +238,20 @@ def test_merge_is_equivalent_to_the_adapter(tmp_path: Path) -> None:
     assert torch.allclose(merged_logits, probe["reference_logits"], atol=1e-4)
     assert not torch.allclose(merged_logits, base_logits, atol=1e-2)
     assert not any("lora" in n for n, _ in merged.named_parameters())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("method.packing=true",),
+        ("method.completion_only_loss=false",),
+        ("adapter=none",),  # full SFT
+        ("model=llama-3.2-1b-instruct", "method.format=chat", "adapter=lora"),
+    ],
+)
+def test_sft_options_train(options: tuple[str, ...]) -> None:
+    record = run_tiny(*STUDY, "dataset=alpaca-spanish", *options)
+    assert record.status == "done" and record.metrics["train_steps"] == 3
+    kind = record.config["adapter"]["name"]
+    assert record.model["adapter"]["type"] == {"none": "none", "lora": "lora"}.get(kind, "qlora")
+    assert ("model" if kind == "none" else "adapter") in record.artifacts

@@ -18,6 +18,8 @@ from semillero.errors import SemilleroError
 from semillero.records import RunRecord, find_records
 
 SAMPLE_CHARS = 120
+# Five significant digits: 4.4004 as the seed prints it, and GRPO's 0.00013613 not as 0.0001.
+FLOAT = ".5g"
 # How a row is matched to the reference CSV: models by hub id, data sets by name.
 JOIN_ON = {"model": "hub_id", "dataset": "dataset"}
 
@@ -218,8 +220,12 @@ def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path, device: str) -> Non
 def plot_curves(records: list[RunRecord], cfg: ReportConfig, path: Path) -> None:
     """Each logged metric against the training step, one line per run."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(cfg.curves), figsize=(6 * len(cfg.curves), 4), squeeze=False)
-    for ax, metric in zip(axes[0], cfg.curves, strict=True):
+    cols = min(3, len(cfg.curves))
+    rows = -(-len(cfg.curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(cfg.curves) :]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, cfg.curves, strict=False):
         for r in records:
             points = [(h["step"], h[metric]) for h in r.history if metric in h]
             if points:
@@ -237,14 +243,14 @@ def plot_curves(records: list[RunRecord], cfg: ReportConfig, path: Path) -> None
 
 
 def _markdown(df: pd.DataFrame) -> str:
-    return tabulate(df.to_dict("list"), headers="keys", tablefmt="github", floatfmt=".4f")
+    return tabulate(df.to_dict("list"), headers="keys", tablefmt="github", floatfmt=FLOAT)
 
 
 def console_table(folder: Path, cfg: ReportConfig) -> str:
     """The report's table for the terminal (no samples), with the winner if there is one."""
     table = pd.read_csv(folder / "report.csv")
     cols = _columns(table, cfg, all_metrics(cfg))
-    text = tabulate(table[cols].to_dict("list"), headers="keys", floatfmt=".4f")
+    text = tabulate(table[cols].to_dict("list"), headers="keys", floatfmt=FLOAT)
     if cfg.rank_by:
         best = table.iloc[0]
         text += f"\n\nwinner by {cfg.rank_by}: {best[cfg.rows]} ({best[cfg.rank_by]:.4f})"
