@@ -56,7 +56,13 @@ def complete(
         for p in prompts
     ]
     config.pad_token_id = tokenizer.pad_token_id
-    config.eos_token_id = config.eos_token_id or tokenizer.eos_token_id
+    if config.eos_token_id is None:
+        # The tokenizer's EOS and the model's own stop tokens, as TRL's GRPO generates: an
+        # instruct model ends a turn with a token of its chat template (Gemma's
+        # <end_of_turn>), which may not be the tokenizer's EOS.
+        own = getattr(model.generation_config, "eos_token_id", None)
+        own = [] if own is None else [own] if isinstance(own, int) else list(own)
+        config.eos_token_id = list(dict.fromkeys([tokenizer.eos_token_id, *own]))
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     set_seed(seed)
     out: list[str] = []
