@@ -62,7 +62,8 @@ def complete(
         # <end_of_turn>), which may not be the tokenizer's EOS.
         own = getattr(model.generation_config, "eos_token_id", None)
         own = [] if own is None else [own] if isinstance(own, int) else list(own)
-        config.eos_token_id = list(dict.fromkeys([tokenizer.eos_token_id, *own]))
+        ids = [t for t in [tokenizer.eos_token_id, *own] if t is not None]
+        config.eos_token_id = list(dict.fromkeys(ids)) or None
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     set_seed(seed)
     out: list[str] = []

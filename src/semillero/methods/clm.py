@@ -34,6 +34,14 @@ class RunningLoss(TrainerCallback):
     def __init__(self, trainer: Trainer, start: float) -> None:
         self.trainer, self.start = trainer, start
 
+    @classmethod
+    def attach(cls, trainer: Trainer, checkpoint: str | None) -> None:
+        """Adds the callback, starting from the checkpoint's saved sum when resuming."""
+        start = 0.0
+        if checkpoint:
+            start = json.loads((Path(checkpoint) / LOSS_FILE).read_text())["sum"]
+        trainer.add_callback(cls(trainer, start))
+
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.trainer._total_loss_scalar = self.start
 
@@ -52,6 +60,24 @@ class PerplexityTrainer(Trainer):
         for key in [k for k in logs if k.endswith("_loss") and not k.startswith("train")]:
             logs[key.removesuffix("_loss") + "_perplexity"] = perplexity(logs[key])
         super().log(logs, start_time)
+
+
+def train_metrics(trainer: Trainer, result: Any) -> dict[str, Any]:
+    """What every method reports of its training: loss, time, steps, throughput."""
+    runtime = result.metrics["train_runtime"]
+    tokens = trainer.state.num_input_tokens_seen
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        # Trainer's own formula (sum / steps), over the whole run even after a resume.
+        "train_loss": trainer._total_loss_scalar / max(trainer.state.global_step, 0.001),
+        "final_train_loss": losses[-1] if losses else None,  # the seed's "final" loss
+        "train_runtime": runtime,
+        "train_steps": result.global_step,
+        "train_samples_per_second": result.metrics["train_samples_per_second"],
+        "seconds_per_step": runtime / max(result.global_step, 1),
+        "train_tokens": tokens or None,
+        "useful_tokens_per_second": tokens / runtime if tokens and runtime > 0 else None,
+    }
 
 
 def train(
@@ -75,23 +101,11 @@ def train(
         eval_dataset=splits["test"],
         processing_class=loaded.tokenizer,
     )
-    start = 0.0
-    if resume_from_checkpoint:
-        start = json.loads((Path(resume_from_checkpoint) / LOSS_FILE).read_text())["sum"]
-    trainer.add_callback(RunningLoss(trainer, start))
+    RunningLoss.attach(trainer, resume_from_checkpoint)
     # A resumed run restores weights, optimizer, scheduler, RNG and data position from it.
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     final = trainer.evaluate()
-    runtime = result.metrics["train_runtime"]
-    tokens = trainer.state.num_input_tokens_seen
-    metrics: dict[str, Any] = {
-        # Trainer's own formula (sum / steps), over the whole run even after a resume.
-        "train_loss": trainer._total_loss_scalar / max(trainer.state.global_step, 0.001),
-        "train_runtime": runtime,
-        "train_steps": result.global_step,
-        "train_samples_per_second": result.metrics["train_samples_per_second"],
-        "train_tokens": tokens,
-        "useful_tokens_per_second": tokens / runtime if runtime > 0 else None,
+    metrics = train_metrics(trainer, result) | {
         "eval_loss": final["eval_loss"],
         "eval_runtime": final["eval_runtime"],
         "perplexity": perplexity(final["eval_loss"]),
@@ -101,8 +115,6 @@ def train(
         metrics[f"{name}_loss"] = extra[f"{name}_loss"]
         metrics[f"{name}_perplexity"] = perplexity(extra[f"{name}_loss"])
     history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    metrics["final_train_loss"] = losses[-1] if losses else None  # the seed's "final" loss
     if trainer.state.best_model_checkpoint:
         metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
         metrics["best_metric"] = trainer.state.best_metric

@@ -9,9 +9,7 @@ after training (semillero.evaluation.rewards).
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any, cast
 
 import datasets
@@ -22,7 +20,7 @@ from semillero.config.schema import GrpoMethodConfig
 from semillero.errors import DataError
 from semillero.evaluation.rewards import by_group, evaluate_prompts
 from semillero.methods import Job, Outcome, timed
-from semillero.methods.clm import LOSS_FILE, RunningLoss
+from semillero.methods.clm import RunningLoss, train_metrics
 from semillero.methods.sft import save_weights
 from semillero.rewards import RewardFunc, resolve_reward
 from semillero.trainer_args import training_kwargs
@@ -109,10 +107,7 @@ def run(job: Job) -> Outcome:
         train_dataset=train,
         processing_class=loaded.tokenizer,
     )
-    start = 0.0
-    if job.checkpoint:
-        start = json.loads((Path(job.checkpoint) / LOSS_FILE).read_text())["sum"]
-    trainer.add_callback(RunningLoss(trainer, start))
+    RunningLoss.attach(trainer, job.checkpoint)
     with timed(job.timings, "train"):
         result = trainer.train(resume_from_checkpoint=job.checkpoint)
 
@@ -121,16 +116,7 @@ def run(job: Job) -> Outcome:
     artifacts = save_weights(job)
 
     history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    runtime = result.metrics["train_runtime"]
-    metrics: dict[str, Any] = {
-        "train_loss": trainer._total_loss_scalar / max(trainer.state.global_step, 0.001),
-        "final_train_loss": losses[-1] if losses else None,
-        "train_runtime": runtime,
-        "train_steps": result.global_step,
-        "train_samples_per_second": result.metrics["train_samples_per_second"],
-        "seconds_per_step": runtime / max(result.global_step, 1),
-    }
+    metrics = train_metrics(trainer, result)
     last = next((h for h in reversed(history) if "reward" in h), {})
     metrics["final_reward"] = last.get("reward")
     metrics |= {f"before_{k}": v for k, v in before.items()}

@@ -9,10 +9,7 @@ test), and the side-by-side table goes in the record, the report and W&B.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
-from typing import Any
 
 import datasets
 from transformers import GenerationConfig
@@ -24,7 +21,7 @@ from semillero.evaluation.generate import Prompt, complete
 from semillero.evaluation.perplexity import perplexity
 from semillero.formats import FORMATS, question_prompt
 from semillero.methods import Job, Outcome, timed
-from semillero.methods.clm import LOSS_FILE, RunningLoss
+from semillero.methods.clm import RunningLoss, train_metrics
 from semillero.trainer_args import training_kwargs
 
 log = logging.getLogger(__name__)
@@ -84,10 +81,7 @@ def run(job: Job) -> Outcome:
         name: getattr(ds, "_fingerprint", None)
         for name, ds in (("train", trainer.train_dataset), ("test", trainer.eval_dataset))
     }
-    start = 0.0
-    if job.checkpoint:
-        start = json.loads((Path(job.checkpoint) / LOSS_FILE).read_text())["sum"]
-    trainer.add_callback(RunningLoss(trainer, start))
+    RunningLoss.attach(trainer, job.checkpoint)
     with timed(job.timings, "train"):
         result = trainer.train(resume_from_checkpoint=job.checkpoint)
     with timed(job.timings, "eval"):
@@ -101,18 +95,8 @@ def run(job: Job) -> Outcome:
         after = contrast_answers(job, method)
 
     artifacts = save_weights(job)
-    runtime = result.metrics["train_runtime"]
-    tokens = trainer.state.num_input_tokens_seen
     history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    metrics: dict[str, Any] = {
-        "train_loss": trainer._total_loss_scalar / max(trainer.state.global_step, 0.001),
-        "final_train_loss": losses[-1] if losses else None,
-        "train_runtime": runtime,
-        "train_steps": result.global_step,
-        "train_samples_per_second": result.metrics["train_samples_per_second"],
-        "train_tokens": tokens,
-        "useful_tokens_per_second": tokens / runtime if runtime > 0 else None,
+    metrics = train_metrics(trainer, result) | {
         "eval_loss": final["eval_loss"],
         "eval_runtime": final["eval_runtime"],
         "perplexity": perplexity(final["eval_loss"]),
