@@ -47,6 +47,14 @@ def load_corpus(
         clean, info = load_clean(source, scale)
         parts.append(as_content(clean, str(source.text_column)))
         infos[name] = info | {"rows": len(clean), "text_column": source.text_column}
+    return mix(parts, infos, cfg, seed)
+
+
+def mix(
+    parts: list[datasets.Dataset], infos: dict[str, Any], cfg: CorpusConfig, seed: int
+) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """The sources (aligned columns) concatenated or interleaved by probability, seeded,
+    with what was done for the record."""
     if cfg.mixing == "concatenate":
         mixed = datasets.concatenate_datasets(parts)
     else:

@@ -16,6 +16,7 @@ import datasets
 
 from semillero.config.schema import METHOD_ROLES, CorpusConfig, DatasetConfig
 from semillero.data.clean import drop_blank
+from semillero.data.corpus import mix
 from semillero.data.load import load_raw
 from semillero.data.source import resolve_source
 from semillero.errors import DataError
@@ -75,20 +76,4 @@ def load_examples(
         clean, info = load_source(member, method, scale, keep_other=False)
         parts.append(clean.select_columns(sorted(clean.column_names)))
         infos[name] = info | {"rows": len(clean)}
-    if cfg.mixing == "concatenate":
-        mixed = datasets.concatenate_datasets(parts)
-    else:
-        probabilities = [cfg.probabilities[n] for n in cfg.sources] if cfg.probabilities else None
-        mixed = datasets.interleave_datasets(
-            parts, probabilities=probabilities, seed=seed, stopping_strategy=cfg.stopping_strategy
-        )
-    log.info("corpus %s: %d rows from %s (%s)", cfg.name, len(mixed), list(infos), cfg.mixing)
-    return mixed, {
-        "source": f"corpus:{cfg.name}",
-        "mixing": cfg.mixing,
-        "probabilities": cfg.probabilities,
-        "sources": infos,
-        "rows_in": sum(i["rows_in"] for i in infos.values()),
-        "rows_dropped": sum(i["rows_dropped"] for i in infos.values()),
-        "rows": len(mixed),
-    }
+    return mix(parts, infos, cfg, seed)
