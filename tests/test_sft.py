@@ -230,12 +230,13 @@ def test_merge_is_equivalent_to_the_adapter(tmp_path: Path) -> None:
     peft_model.save_pretrained(str(tmp_path / "adapter"))
     loaded.tokenizer.save_pretrained(str(tmp_path / "adapter"))  # type: ignore[attr-defined]
 
-    merged, probe = merge_adapter(str(base_dir), str(tmp_path / "adapter"), {"type": "lora"})
+    done = merge_adapter(str(base_dir), str(tmp_path / "adapter"), {"type": "lora"})
+    merged = done.model
     ids = loaded.tokenizer(PROBE, return_tensors="pt")["input_ids"]  # type: ignore[attr-defined]
     base = AutoModelForCausalLM.from_pretrained(str(base_dir))
     with torch.inference_mode():
         merged_logits, base_logits = merged(input_ids=ids).logits, base(input_ids=ids).logits
-    assert torch.allclose(merged_logits, probe["reference_logits"], atol=1e-4)
+    assert torch.allclose(merged_logits, done.reference_logits, atol=1e-4)
     assert not torch.allclose(merged_logits, base_logits, atol=1e-2)
     assert not any("lora" in n for n, _ in merged.named_parameters())
 

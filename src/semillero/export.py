@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -67,12 +68,13 @@ def export_run(target: str | Path, dtype: str = "bfloat16") -> dict[str, Any]:
             raise SemilleroError(
                 f"the record of {record.run_name} names no base model to merge into"
             )
-        merged, probe = merge_adapter(base, adapter_dir, record.model.get("adapter", {}))
-        result |= probe
-        tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+        done = merge_adapter(base, adapter_dir, record.model.get("adapter", {}))
+        merged, tokenizer, reference = done.model, done.tokenizer, done.reference_logits
+        result |= done.info
     elif "model" in record.artifacts:
         merged = AutoModelForCausalLM.from_pretrained(record.artifacts["model"])
         tokenizer = AutoTokenizer.from_pretrained(record.artifacts["model"])
+        reference = None
         result["merge"] = "no adapter: the fully fine-tuned model is exported as it is"
     else:
         raise SemilleroError(
@@ -84,8 +86,7 @@ def export_run(target: str | Path, dtype: str = "bfloat16") -> dict[str, Any]:
     cast(Any, merged).to(torch_dtype).save_pretrained(str(merged_dir))
     tokenizer.save_pretrained(str(merged_dir))
     result["merged"] = str(merged_dir)
-    result |= check_reload(merged_dir, tokenizer, result.get("reference_logits"))
-    result.pop("reference_logits", None)
+    result |= check_reload(merged_dir, tokenizer, reference)
 
     fmt = record.config.get("method", {}).get("format")
     try:
@@ -106,9 +107,15 @@ def export_run(target: str | Path, dtype: str = "bfloat16") -> dict[str, Any]:
     return result
 
 
-def merge_adapter(
-    base: str, adapter_dir: str, adapter_info: dict[str, Any]
-) -> tuple[torch.nn.Module, dict[str, Any]]:
+@dataclass
+class Merge:
+    model: Any  # the merged PreTrainedModel (fp32)
+    tokenizer: Any
+    info: dict[str, Any]  # what was done, for export.json
+    reference_logits: torch.Tensor  # the adapter model's logits on PROBE (fp32)
+
+
+def merge_adapter(base: str, adapter_dir: str, adapter_info: dict[str, Any]) -> Merge:
     """The base in fp32 with the adapter, merged; checks the merge on a probe sentence."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -135,11 +142,7 @@ def merge_adapter(
         if adapter_info.get("type") == "qlora"
         else "LoRA adapter merged into the base"
     )
-    return merged, {
-        "merge": note,
-        "merge_max_abs_diff_fp32": diff,
-        "reference_logits": before,
-    }
+    return Merge(merged, tokenizer, {"merge": note, "merge_max_abs_diff_fp32": diff}, before)
 
 
 def check_reload(

@@ -78,16 +78,21 @@ class AdapterConfig(Schema):
         return self
 
 
-class ContrastConfig(Schema):
-    """The same questions answered by the base model and by the trained one (the source's
-    "contrast" test), with the same sampling."""
+class SamplingConfig(Schema):
+    """How an evaluation samples its answers (GenerationConfig's names)."""
 
-    questions: list[str] = Field(default_factory=list, description="Asked before and after.")
     max_new_tokens: int = Field(128, gt=0)
     do_sample: bool = True
     temperature: float = Field(0.7, gt=0)
     top_k: int = Field(50, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
+
+
+class ContrastConfig(SamplingConfig):
+    """The same questions answered by the base model and by the trained one (the source's
+    "contrast" test), with the same sampling."""
+
+    questions: list[str] = Field(default_factory=list, description="Asked before and after.")
 
 
 class SftMethodConfig(Schema):
@@ -116,15 +121,12 @@ class SftMethodConfig(Schema):
         return value
 
 
-class GrpoEvalConfig(Schema):
-    """Before/after evaluation on held-out prompts (the card claims one; the source has none)."""
+class GrpoEvalConfig(SamplingConfig):
+    """Before/after evaluation on held-out prompts (the card claims one; the source has none),
+    with the card's sampling: temperature 0.7, top_k 50, top_p 0.95."""
 
     max_samples: int = Field(32, gt=0, description="Held-out prompts evaluated.")
     max_new_tokens: int = Field(512, gt=0, description="The card's 512 new tokens.")
-    do_sample: bool = True
-    temperature: float = Field(0.7, gt=0, description="The card's sampling: 0.7 / 50 / 0.95.")
-    top_k: int = Field(50, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
     group_by: list[str] = Field(
         default_factory=list, description="Columns to break the rates down by (pais, tema)."
     )

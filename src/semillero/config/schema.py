@@ -32,6 +32,7 @@ from semillero.config.methods import (  # noqa: F401 - re-exported: the schemas 
     GrpoEvalConfig,
     GrpoMethodConfig,
     QuantizationConfig,
+    SamplingConfig,
     SftMethodConfig,
 )
 

@@ -7,7 +7,7 @@ from typing import Any, cast
 import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
-from semillero.config.schema import GenerationSettings
+from semillero.config.schema import GenerationSettings, SamplingConfig
 
 
 def generate_samples(
@@ -34,6 +34,11 @@ def generate_samples(
         generate = cast(Any, model).generate  # typed loosely by transformers
         out = generate(**inputs, generation_config=config)  # (num_return_sequences, T)
     return list(tokenizer.batch_decode(out, skip_special_tokens=True))
+
+
+def sampling_config(settings: SamplingConfig) -> GenerationConfig:
+    """A study's sampling settings as transformers' GenerationConfig (same names)."""
+    return GenerationConfig(**settings.model_dump(include=set(SamplingConfig.model_fields)))
 
 
 Prompt = str | list[dict[str, str]]  # plain text, or chat messages for the chat template

@@ -13,11 +13,11 @@ import logging
 from typing import Any, cast
 
 import datasets
-from transformers import GenerationConfig
 from trl import GRPOConfig, GRPOTrainer
 
 from semillero.config.schema import GrpoMethodConfig
 from semillero.errors import DataError
+from semillero.evaluation.generate import sampling_config
 from semillero.evaluation.rewards import by_group, evaluate_prompts
 from semillero.methods import Job, Outcome, timed
 from semillero.methods.clm import RunningLoss, train_metrics
@@ -149,13 +149,6 @@ def evaluate(
     rewards: dict[str, RewardFunc],
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     e = method.evaluation
-    config = GenerationConfig(
-        max_new_tokens=e.max_new_tokens,
-        do_sample=e.do_sample,
-        temperature=e.temperature,
-        top_k=e.top_k,
-        top_p=e.top_p,
-    )
     extra = {c: list(held_out[c]) for c in held_out.column_names if c not in ("prompt", "answer")}
     return evaluate_prompts(
         job.loaded.model,
@@ -164,7 +157,7 @@ def evaluate(
         list(held_out["answer"]),
         rewards,
         extra,
-        config,
+        sampling_config(e),
         job.run.seed,
         e.batch_size,
     )

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 
 import datasets
-from transformers import GenerationConfig
 from trl import SFTConfig, SFTTrainer
 
 from semillero.config.schema import SftMethodConfig
 from semillero.errors import DataError
-from semillero.evaluation.generate import Prompt, complete
+from semillero.evaluation.generate import Prompt, complete, sampling_config
 from semillero.evaluation.perplexity import perplexity
 from semillero.formats import FORMATS, question_prompt
 from semillero.methods import Job, Outcome, timed
@@ -44,15 +43,8 @@ def contrast_answers(job: Job, method: SftMethodConfig) -> list[str]:
     if not c.questions:
         return []
     prompts: list[Prompt] = [question_prompt(method.format, q)["prompt"] for q in c.questions]
-    config = GenerationConfig(
-        max_new_tokens=c.max_new_tokens,
-        do_sample=c.do_sample,
-        temperature=c.temperature,
-        top_k=c.top_k,
-        top_p=c.top_p,
-    )
     loaded = job.loaded
-    return complete(loaded.model, loaded.tokenizer, prompts, config, job.run.seed)
+    return complete(loaded.model, loaded.tokenizer, prompts, sampling_config(c), job.run.seed)
 
 
 def run(job: Job) -> Outcome:
