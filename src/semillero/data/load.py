@@ -121,7 +121,7 @@ def check_jsonl(path: Path, name: str) -> None:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))  # a column in this line, not the next
             except json.JSONDecodeError as exc:
                 raise DataError(
                     f"dataset {name!r}: {path} line {number} is not valid JSON ({exc.msg} at "
