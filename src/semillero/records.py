@@ -44,6 +44,7 @@ class RunRecord(BaseModel):
     overrides: list[str] = Field(default_factory=list)
     git: dict[str, Any] = Field(default_factory=dict)
     stack: dict[str, str | None] = Field(default_factory=dict)
+    image: dict[str, Any] = Field(default_factory=dict)  # the container and its lock, if any
     device: str = ""
     precision: str = ""
     model: dict[str, Any] = Field(default_factory=dict)  # source, parameters, pad token
@@ -110,6 +111,22 @@ def git_state(repo: Path) -> dict[str, Any]:
         }
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
+
+
+def image_info() -> dict[str, Any]:
+    """The container image a run is in: the JSON its Dockerfile wrote at build time.
+
+    Names the image, the commit it was built from and the sha256 of the lock it installed, so
+    a result says which exact stack made it. Empty outside an image.
+    """
+    path = os.environ.get("SEMILLERO_IMAGE_INFO")
+    if not path:
+        return {}
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {"error": f"SEMILLERO_IMAGE_INFO={path} is unreadable: {exc}"}
+    return info if isinstance(info, dict) else {"error": f"{path} holds no JSON object"}
 
 
 def stack_versions() -> dict[str, str | None]:

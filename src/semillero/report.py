@@ -126,8 +126,13 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
         f"- device: {last.device}; precision: {last.precision}",
         f"- git: {last.git.get('commit')} (dirty: {last.git.get('dirty')})",
         "- stack: " + ", ".join(f"{k} {v}" for k, v in last.stack.items() if v),
-        "",
     ]
+    if last.image:
+        lines.append(
+            f"- image: {last.image.get('image')} (commit {last.image.get('commit')}, "
+            f"{last.image.get('lock')} sha256 {last.image.get('lock_sha256')})"
+        )
+    lines.append("")
     text = "\n".join(lines)
     (folder / "report.md").write_text(text, encoding="utf-8")
     return text
