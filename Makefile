@@ -14,12 +14,12 @@ FORCE    ?=
 PIPQ     := 2>&1 | grep -v 'is ignored: it is neither a file nor a directory'; test $${PIPESTATUS[0]} -eq 0
 OFFLINE  := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=$${WANDB_MODE:-offline}
 
-.PHONY: help setup test test-all smoke sweep plan report lint lint-docker format lock lock-check \
+.PHONY: help setup setup-axolotl test test-all smoke sweep plan report lint lint-docker format lock lock-check \
         docker-build docker-sweep docker-smoke docker-test-gpu clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: EXP=$(EXP) SCALE=$(SCALE) (full|tiny) LAUNCHER=$(LAUNCHER) (local|parallel|slurm) ARGS='hydra overrides'"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  Variables: EXP=$(EXP) SCALE=$(SCALE) (full|tiny) LAUNCHER=$(LAUNCHER) (local|parallel|slurm) ARGS='hydra overrides' IMAGE=$(IMAGE) GPUS=$(GPUS) DRY_RUN=1"
 
 # Where the CPU build of torch (2.13.0+cpu) comes from: PyTorch's wheel page, or a local
 # folder of wheels (.ci/run points it at the CI machine's).
@@ -28,11 +28,25 @@ TORCH_CPU_WHEELS ?= https://download.pytorch.org/whl/torch/
 $(BIN)/semillero: pyproject.toml requirements/cpu.txt
 	@echo ">> creating $(VENV) with the hash-locked CPU stack (requirements/cpu.txt, about a minute)"
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --require-hashes -r requirements/tools.txt $(PIPQ)
 	$(BIN)/pip install -q --require-hashes --find-links $(TORCH_CPU_WHEELS) -r requirements/cpu.txt $(PIPQ)
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e . $(PIPQ)
 	@touch $@
 
-setup: $(BIN)/semillero ## Create .venv and install the pinned CPU stack (make test/smoke do it on first use)
+# Axolotl's own venv: its pins conflict with ours (antlr4 vs hydra-core), so the harness calls
+# its CLI there. About 2 minutes and 4 GB.
+AXOLOTL_VENV ?= .venv-axolotl
+
+$(AXOLOTL_VENV)/bin/axolotl: requirements/axolotl-cpu.txt requirements/tools.txt
+	@echo ">> creating $(AXOLOTL_VENV) with Axolotl's hash-locked stack (about 2 minutes, 4 GB)"
+	$(PYTHON) -m venv $(AXOLOTL_VENV)
+	$(AXOLOTL_VENV)/bin/pip install -q --require-hashes -r requirements/tools.txt $(PIPQ)
+	$(AXOLOTL_VENV)/bin/pip install -q --require-hashes --find-links $(TORCH_CPU_WHEELS) -r requirements/axolotl-cpu.txt $(PIPQ)
+	@touch $@
+
+setup-axolotl: $(AXOLOTL_VENV)/bin/axolotl ## Create .venv-axolotl with Axolotl's own pinned stack (for EXP=report_extraction)
+
+setup: $(BIN)/semillero ## Create .venv and install the hash-locked CPU stack (requirements/cpu.txt) (make test/smoke do it on first use)
 
 test: setup ## Run the test suite (CPU, offline; excludes slow and gpu tests)
 	$(OFFLINE) $(BIN)/pytest -q
@@ -66,11 +80,12 @@ format: setup ## Apply ruff's fixes and formatting
 # package they share (tests/test_locks.py checks it). Existing pins are kept unless UPGRADE=1.
 LOCK := $(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 \
         --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
-        --no-emit-find-links --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
-LOCKS := uv cpu cuda axolotl-cpu axolotl-cuda
+        --no-emit-find-links --no-strip-extras --custom-compile-command 'make lock' \
+        $(if $(UPGRADE),--upgrade)
+LOCKS := tools cpu cuda axolotl-cpu axolotl-cuda
 
 lock: setup ## Re-resolve requirements/*.in into the hash-locked requirements/*.txt [UPGRADE=1]
-	$(LOCK) requirements/uv.in -o requirements/uv.txt
+	$(LOCK) requirements/tools.in -o requirements/tools.txt
 	$(LOCK) requirements/cuda.in -o requirements/cuda.txt
 	$(LOCK) --no-deps requirements/flash-attn.in -o requirements/flash-attn.txt
 	$(LOCK) --find-links $(TORCH_CPU_WHEELS) -c requirements/cuda.txt requirements/cpu.in -o requirements/cpu.txt

@@ -30,9 +30,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates git python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
-COPY requirements/uv.txt /tmp/requirements/uv.txt
+COPY requirements/tools.txt /tmp/requirements/tools.txt
 RUN python3 -m venv /opt/uv \
-    && /opt/uv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements/uv.txt \
+    && /opt/uv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements/tools.txt \
     && /opt/uv/bin/uv python install "${PYTHON_VERSION}" \
     && /opt/uv/bin/uv venv --python "${PYTHON_VERSION}" /opt/venv
 ENV VIRTUAL_ENV=/opt/venv \

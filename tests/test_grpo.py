@@ -10,9 +10,10 @@ import torch
 from safetensors.torch import load_file
 
 from semillero.config.compose import compose, validate
-from semillero.errors import ConfigError, DataError
+from semillero.errors import ConfigError, DataError, SemilleroError
 from semillero.evaluation.rewards import by_group, score, summarise
 from semillero.methods.grpo import to_prompts
+from semillero.plan import preflight
 from semillero.rewards import REWARDS
 from tests.helpers.runs import run_tiny
 
@@ -129,3 +130,10 @@ def test_tiny_study_records_the_evaluation(isolated: Path) -> None:
     assert record.model["adapter"]["type"] == "lora"
     assert record.metrics["before_answer_perplexity"] > 1
     assert json.dumps(record.config).count("WANDB_API_KEY") == 0
+
+
+def test_vllm_is_refused_before_loading_with_the_reason() -> None:
+    """vLLM cannot join this stack (docker/README.md); the plan says so and names the fix."""
+    run = validate(compose([*STUDY, "scale=tiny", "method.use_vllm=true"]))
+    with pytest.raises(SemilleroError, match=r"transformers<5\.18.*method\.use_vllm=false"):
+        preflight(run)

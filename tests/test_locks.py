@@ -21,6 +21,7 @@ LOCKS = {
     "cpu.txt": "cpu.in",
     "cuda.txt": "cuda.in",
     "flash-attn.txt": "flash-attn.in",
+    "tools.txt": "tools.in",
     "axolotl-cpu.txt": "axolotl-cpu.in",
     "axolotl-cuda.txt": "axolotl.in",
 }

@@ -56,8 +56,10 @@ def preflight(run: RunConfig) -> None:
         )
     if getattr(run.method, "use_vllm", False) and importlib.util.find_spec("vllm") is None:
         raise SemilleroError(
-            "method.use_vllm=true needs vLLM, which is not installed here (it needs CUDA): run "
-            "in the Docker image, or set method.use_vllm=false"
+            "method.use_vllm=true needs vLLM, which is not in this stack: every vLLM that TRL "
+            "1.16 accepts (<=0.31) pins transformers<5.18 and numpy<2.4, and ours is transformers "
+            "5.23 (docker/README.md). Set method.use_vllm=false: generation then uses "
+            "transformers' generate"
         )
 
 
