@@ -14,7 +14,7 @@ FORCE    ?=
 PIPQ     := 2>&1 | grep -v 'is ignored: it is neither a file nor a directory'; test $${PIPESTATUS[0]} -eq 0
 OFFLINE  := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=$${WANDB_MODE:-offline}
 
-.PHONY: help setup setup-axolotl test test-all smoke sweep plan report lint lint-docker format lock lock-check \
+.PHONY: help setup setup-axolotl test test-axolotl test-all smoke sweep plan report lint lint-docker format lock lock-check \
         docker-build docker-sweep docker-smoke docker-test-gpu clean
 
 help: ## Show this help
@@ -50,6 +50,9 @@ setup: $(BIN)/semillero ## Create .venv and install the hash-locked CPU stack (r
 
 test: setup ## Run the test suite (CPU, offline; excludes slow and gpu tests)
 	$(OFFLINE) $(BIN)/pytest -q
+
+test-axolotl: setup setup-axolotl ## The tests that run Axolotl in its venv (about 3 min; makes .venv-axolotl first)
+	$(OFFLINE) SEMILLERO_AXOLOTL_ENV=$(abspath $(AXOLOTL_VENV)) $(BIN)/pytest -q -m axolotl
 
 test-all: setup ## Run every test, slow ones included (gpu tests skip without CUDA)
 	$(OFFLINE) $(BIN)/pytest -q -m "" 

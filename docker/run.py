@@ -106,7 +106,9 @@ def build_commands(opts: Options) -> list[list[str]]:
         cmd += ["--build-arg", f"GIT_COMMIT={git_commit()}"]
         cmd += ["--build-arg", f"LOCK_SHA256={lock_sha256(lock)}"]
         cmd += ["--build-arg", f"IMAGE={ref}"]
-        if image == "semillero":
+        if image == "semillero":  # it carries Axolotl's venv too, checked the same way
+            axolotl_lock = IMAGES["axolotl"][1]
+            cmd += ["--build-arg", f"AXOLOTL_LOCK_SHA256={lock_sha256(axolotl_lock)}"]
             cmd += ["--build-arg", f"FLASH_ATTN={int(opts.flash_attn)}"]
         commands.append([*cmd, str(ROOT)])
     return commands

@@ -13,6 +13,7 @@ FROM ${CUDA_IMAGE}
 # Set by `make docker-build` (docker/run.py); LOCK_SHA256 is checked against the lock below.
 ARG GIT_COMMIT=unknown
 ARG LOCK_SHA256=
+ARG AXOLOTL_LOCK_SHA256=
 ARG IMAGE=semillero:dev
 ARG FLASH_ATTN=1
 ARG MAX_JOBS=8
@@ -23,7 +24,9 @@ LABEL org.opencontainers.image.title="semillero" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
       io.semillero.lock="requirements/cuda.txt" \
-      io.semillero.lock.sha256="${LOCK_SHA256}"
+      io.semillero.lock.sha256="${LOCK_SHA256}" \
+      io.semillero.axolotl-lock="requirements/axolotl-cuda.txt" \
+      io.semillero.axolotl-lock.sha256="${AXOLOTL_LOCK_SHA256}"
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -61,6 +64,14 @@ RUN if [ "${FLASH_ATTN}" = 1 ]; then \
         || { echo "flash-attn did not build against torch $(python -c 'import torch; print(torch.__version__, torch.version.cuda)'). Rebuild with FLASH_ATTN=0 (make docker-build FLASH_ATTN=0): models then use PyTorch's SDPA attention." >&2; exit 1; }; \
     fi
 
+# Axolotl's own venv, beside ours (its pins conflict with hydra-core's), so that method=axolotl
+# studies run in this image too: the harness calls `axolotl train` there.
+COPY requirements/axolotl-cuda.txt /tmp/requirements/
+RUN echo "${AXOLOTL_LOCK_SHA256:?pass --build-arg AXOLOTL_LOCK_SHA256=<sha256 of requirements/axolotl-cuda.txt> (make docker-build does)}  /tmp/requirements/axolotl-cuda.txt" \
+        | sha256sum --check --strict \
+    && uv venv --python "${PYTHON_VERSION}" /opt/axolotl \
+    && uv pip install --python /opt/axolotl/bin/python --require-hashes -r /tmp/requirements/axolotl-cuda.txt
+
 # Non-root (uid 1000, `semillero`). Ubuntu's images ship a user 1000 (`ubuntu`); ours takes its place. /cache and
 # outputs/ are writable by any uid, since `make docker-*` runs as the calling user.
 RUN userdel --remove ubuntu 2>/dev/null; \
@@ -81,6 +92,8 @@ RUN uv pip install --no-deps --no-build-isolation -e . \
 # Caches and runs live on the /cache volume and the mounted outputs/; secrets (WANDB_API_KEY,
 # HF_TOKEN) are passed at run time (`-e NAME`), never baked in.
 ENV SEMILLERO_IMAGE_INFO=/etc/semillero-image.json \
+    SEMILLERO_AXOLOTL_ENV=/opt/axolotl \
+    AXOLOTL_DO_NOT_TRACK=1 \
     HOME=/tmp \
     HF_HOME=/cache/huggingface \
     SEMILLERO_CACHE_DIR=/cache/semillero \

@@ -106,6 +106,12 @@ def test_docker_build_labels_each_image_with_its_lock_hash() -> None:
         assert args["LOCK_SHA256"] == digest
         assert re.fullmatch(r"[0-9a-f]{40}|unknown", args["GIT_COMMIT"])
         assert not set(SECRETS) & set(args), "secrets are never build arguments"
+    main = dict(
+        a.split("=", 1)
+        for a in option_values(by_file["docker/semillero.Dockerfile"], "--build-arg")
+    )
+    axolotl_lock = ROOT / "requirements" / "axolotl-cuda.txt"
+    assert main["AXOLOTL_LOCK_SHA256"] == hashlib.sha256(axolotl_lock.read_bytes()).hexdigest()
     tags = sorted(option_values(c, "-t")[0] for c in commands)
     assert tags == ["host:5000/team/semillero-axolotl:v2", "host:5000/team/semillero:v2"]
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,7 +21,13 @@ from semillero.runner import prepare_data
 from tests.helpers.runs import cheap, run_tiny
 
 
-@pytest.mark.parametrize("study", group_options("experiment"))
+def _needs(study: str) -> Any:
+    """Studies through Axolotl run where its venv is (make test-axolotl)."""
+    method = validate(compose([f"experiment={study}"])).method.name
+    return pytest.param(study, marks=pytest.mark.axolotl) if method == "axolotl" else study
+
+
+@pytest.mark.parametrize("study", [_needs(s) for s in group_options("experiment")])
 def test_every_study_runs_at_tiny_scale(study: str) -> None:
     """Each grid point of each study in conf/experiment/ (recursively), made cheap."""
     for point in expand_grid([f"experiment={study}", "scale=tiny"]):

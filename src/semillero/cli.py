@@ -6,6 +6,11 @@
     semillero report EXP=<study> [SCALE=tiny]    report.md / report.csv / report.png
     semillero export <run folder> [--dtype float16]
                                                  merged 16-bit model, GGUF, Ollama Modelfile
+    semillero axolotl render EXP=<study> [--out DIR]
+                                                 each run's Axolotl YAML, checked, not trained
+    semillero axolotl check <config.yml>...      any Axolotl YAML against Axolotl's schema + ours
+    semillero data synth-reports --out DIR [--train N --validation N --test N --seed S --spec F]
+                                                 the report -> JSON data set, seeded
 
 `EXP=` and `SCALE=` are shorthands for `experiment=` and `scale=`; everything else is a
 Hydra override (`trainer.max_steps=100`, `model=distilgpt2`, `tracker=none`, ...).
@@ -47,12 +52,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "FORCE=1" in rest:  # not a config value: it changes what runs, not what a run is
         os.environ[FORCE_ENV] = "1"
         rest = [a for a in rest if a != "FORCE=1"]
-    commands = {"train": train, "sweep": sweep, "plan": plan, "report": report, "export": export}
+    commands = {
+        "train": train,
+        "sweep": sweep,
+        "plan": plan,
+        "report": report,
+        "export": export,
+        "axolotl": axolotl,
+        "data": data,
+    }
     if command not in commands:
         print(f"error: unknown command {command!r}; use one of {', '.join(commands)}")
         return 2
     try:
-        if command not in ("report", "export"):
+        if command not in ("report", "export", "data") and rest[:1] != ["check"]:
             from semillero.selection import resolve_model_from
 
             rest = resolve_model_from(rest)
@@ -83,6 +96,80 @@ def export(args: list[str]) -> int:
     for key in ("merge", "merged", "reload_max_abs_diff", "gguf", "gguf_note", "modelfile"):
         if result.get(key) is not None:
             print(f"  {key}: {result[key]}")
+    return 0
+
+
+def _option(args: list[str], name: str, default: str | None = None) -> str | None:
+    """The value after `name` in args (removed from args), or default."""
+    if name not in args:
+        return default
+    i = args.index(name)
+    if i + 1 >= len(args):
+        raise SemilleroError(f"{name} needs a value")
+    value = args[i + 1]
+    del args[i : i + 2]
+    return value
+
+
+def axolotl(args: list[str]) -> int:
+    """`render EXP=…`: every run's Axolotl YAML, checked in Axolotl's venv, not trained.
+    `check <yaml>…`: any Axolotl YAML against Axolotl's schema and our checks."""
+    from semillero.axolotl.check import check_yamls
+    from semillero.axolotl.commands import check_files, render_runs
+
+    action, rest = (args[0], args[1:]) if args else ("", [])
+    if action == "check":
+        checked = check_files([Path(a) for a in rest])
+        for path, problems in checked:
+            print(f"{path}: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
+            for problem in problems:
+                print(f"  - {problem}")
+        return 1 if any(problems for _, problems in checked) else 0
+    if action != "render":
+        raise SemilleroError(
+            "usage: semillero axolotl render EXP=<study> [--out DIR] | "
+            "semillero axolotl check <config.yml>..."
+        )
+    out = _option(rest, "--out")
+    runs = [p.run for p in _valid_grid(rest, show=False) if p.run is not None]
+    runs = [r for r in runs if r.method.name == "axolotl"]
+    if not runs:
+        raise SemilleroError("no run of this grid uses method=axolotl: nothing to render")
+    written = render_runs(runs, Path(out) if out else None)
+    from semillero.axolotl.env import find_env
+
+    checked = check_yamls([p for p, _ in written], [s for _, s in written], find_env())
+    for path, problems in checked:
+        print(f"{path}: " + ("checked, ok" if not problems else "PROBLEMS"))
+        for problem in problems:
+            print(f"  - {problem}")
+    return 1 if any(problems for _, problems in checked) else 0
+
+
+def data(args: list[str]) -> int:
+    """`synth-reports --out DIR`: the report -> JSON data set, seeded (data/synth_reports)."""
+    if args[:1] != ["synth-reports"]:
+        raise SemilleroError(
+            "usage: semillero data synth-reports --out DIR [--train N] [--validation N] "
+            "[--test N] [--seed S] [--spec my_fields.yaml]"
+        )
+    from semillero.data.synth_reports import load_spec, write_splits
+
+    rest = args[1:]
+    out = _option(rest, "--out")
+    if out is None:
+        raise SemilleroError("semillero data synth-reports needs --out DIR")
+    sizes = {
+        split: int(_option(rest, f"--{split}", default) or 0)
+        for split, default in (("train", "400"), ("validation", "40"), ("test", "100"))
+    }
+    seed = int(_option(rest, "--seed", "2025") or 0)
+    spec = _option(rest, "--spec")
+    if rest:
+        raise SemilleroError(f"unknown option(s) {rest}: see semillero --help")
+    written = write_splits(load_spec(spec), Path(out), sizes, seed)
+    for split, path in written.items():
+        print(f"[semillero] {split}: {sizes[split]} rows -> {path}")
     return 0
 
 
@@ -160,6 +247,9 @@ def sweep(overrides: list[str]) -> int:
     points = _valid_grid(overrides, show=True, skip_invalid=skip_invalid)
     valid = [p for p in points if p.run is not None]
     runs: list[RunConfig] = [p.run for p in valid]
+    from semillero.axolotl.commands import check_runs
+
+    check_runs(runs)  # Axolotl's YAMLs, all checked before any run starts
     print(f"\n[semillero] sweep: {len(runs)} runs", flush=True)
     if len(valid) < len(points):
         # Hydra sweeps a whole cartesian grid; the valid points run one by one instead.

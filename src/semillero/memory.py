@@ -28,6 +28,8 @@ def sequence_length(run: RunConfig) -> int:
     m = run.method
     if m.name == "grpo":
         return (m.max_prompt_length or 512) + m.max_completion_length
+    if m.name == "axolotl":
+        return m.sequence_len
     return m.max_length
 
 

@@ -54,6 +54,10 @@ def preflight(run: RunConfig) -> None:
             "bitsandbytes, which is not installed: pip install -e '.[quant]' (the Docker image "
             "has it), or use adapter=lora"
         )
+    if run.method.name == "axolotl":
+        from semillero.axolotl.env import find_env
+
+        find_env(getattr(run.method, "env", None))  # names `make setup-axolotl` when missing
     if getattr(run.method, "use_vllm", False) and importlib.util.find_spec("vllm") is None:
         raise SemilleroError(
             "method.use_vllm=true needs vLLM, which is not in this stack: every vLLM that TRL "
@@ -151,6 +155,9 @@ def _model(r: RunConfig) -> str:
 
 
 def _source(d: DatasetConfig, scale: str) -> str:
+    if d.synth is not None:
+        sizes = d.synth.tiny_sizes if scale == "tiny" else d.synth.sizes
+        return f"{d.name} generated ({d.synth.generator}, seed {d.synth.seed}, {sizes})"
     if scale == "tiny":
         return f"{d.name} fixture [{d.source_split}]"
     where = d.path or " ".join(x for x in (d.hub_id, d.config_name) if x)
@@ -166,8 +173,14 @@ def _data(r: RunConfig) -> str:
         text = f"{d.name} ({d.mixing}): {parts}"
     else:
         text = _source(d, r.scale)
+    eval_split = d.eval_split if isinstance(d, DatasetConfig) else None
+    held = (
+        f"held-out split {eval_split!r}"
+        if eval_split
+        else f"split {1 - d.test_size:.0%}/{d.test_size:.0%}"
+    )
     text += (
-        f", split {1 - d.test_size:.0%}/{d.test_size:.0%}, first "
+        f", {held}, first "
         f"{d.max_train_samples or 'all'} train / {d.max_eval_samples or 'all'} eval rows"
     )
     if r.shared_eval:
@@ -183,6 +196,12 @@ def _method(r: RunConfig) -> str:
         loss = "completion-only loss" if m.completion_only_loss else "loss on all tokens"
         text = f"sft, format {m.format}, {m.max_length} tokens, {loss}" + (
             ", packing" if m.packing else ""
+        )
+    elif m.name == "axolotl":
+        text = (
+            f"axolotl train (its venv), type {m.format}, {m.sequence_len} tokens"
+            + (", packing" if m.sample_packing else "")
+            + (", loss on inputs too" if m.train_on_inputs else "")
         )
     else:
         text = (

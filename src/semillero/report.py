@@ -25,6 +25,11 @@ JOIN_ON = {"model": "hub_id", "dataset": "dataset"}
 
 
 def label(record: RunRecord, cfg: ReportConfig) -> str:
+    if cfg.rows == "adapter":  # a grid over adapter settings: name, rank and targets
+        a = record.config["adapter"]
+        targets = a["target_modules"]
+        targets = targets if isinstance(targets, str) else ",".join(targets)
+        return f"{a['name']} r={a['r']} {targets}"
     return str(record.config[cfg.rows]["name"])
 
 

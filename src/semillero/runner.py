@@ -194,9 +194,12 @@ def _execute(
             loaded = load_model(
                 run.model, run.scale, run.paths.cache_dir, run.adapter, folder / "twin"
             )
-            loaded.model, adapter = attach_adapter(  # type: ignore[assignment]
-                loaded.model, run.adapter, run.model.name, run.trainer.activation_checkpointing
-            )
+            if run.method.name == "axolotl":  # Axolotl builds its own adapter, in its venv
+                adapter = {"built_by": "axolotl", "type": run.adapter.name, "r": run.adapter.r}
+            else:
+                loaded.model, adapter = attach_adapter(  # type: ignore[assignment]
+                    loaded.model, run.adapter, run.model.name, run.trainer.activation_checkpointing
+                )
         record.model = {
             "source": loaded.source,
             "class": type(loaded.model).__name__,

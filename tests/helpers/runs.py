@@ -31,8 +31,12 @@ CHEAP_METHOD = {
         "method.evaluation.max_new_tokens=12",
         "method.evaluation.max_samples=4",
     ],
+    "axolotl": [  # sequence_len stays 1024: the twin's small vocabulary makes long reports
+        "method.evaluation.max_new_tokens=16",
+        "method.evaluation.max_examples=4",
+    ],
 }
-STUDY_METHOD = {"iberotales_grpo": "grpo", "alpaca_qlora": "sft"}
+STUDY_METHOD = {"iberotales_grpo": "grpo", "alpaca_qlora": "sft", "report_extraction": "axolotl"}
 
 
 def method_of(overrides: tuple[str, ...] | list[str]) -> str:

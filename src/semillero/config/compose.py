@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ValidationError
 
 from semillero.config.schema import (
+    AxolotlMethodConfig,
     ClmMethodConfig,
     CorpusConfig,
     DatasetConfig,
@@ -36,6 +37,7 @@ TAG_FIELDS: dict[type[BaseModel], str] = {
     ClmMethodConfig: "name",
     SftMethodConfig: "name",
     GrpoMethodConfig: "name",
+    AxolotlMethodConfig: "name",
 }
 TAGS = {m.model_fields[f].default for m, f in TAG_FIELDS.items()}
 

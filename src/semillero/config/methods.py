@@ -9,6 +9,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from semillero.config.axolotl import AxolotlMethodConfig
 from semillero.config.base import Schema
 from semillero.errors import did_you_mean
 
@@ -176,7 +177,8 @@ class GrpoMethodConfig(Schema):
 
 
 AnyMethod = Annotated[
-    ClmMethodConfig | SftMethodConfig | GrpoMethodConfig, Field(discriminator="name")
+    ClmMethodConfig | SftMethodConfig | GrpoMethodConfig | AxolotlMethodConfig,
+    Field(discriminator="name"),
 ]
 
 # What each method reads from a data set: role -> required. Roles map to columns through
@@ -185,4 +187,5 @@ METHOD_ROLES: Final[dict[str, dict[str, bool]]] = {
     "clm": {},
     "sft": {"instruction": True, "input": False, "output": True},
     "grpo": {"question": True, "answer": True},
+    "axolotl": {"instruction": True, "input": False, "output": True},
 }

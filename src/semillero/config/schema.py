@@ -26,6 +26,7 @@ from semillero.config.methods import (  # noqa: F401 - re-exported: the schemas 
     METHOD_ROLES,
     AdapterConfig,
     AnyMethod,
+    AxolotlMethodConfig,
     ClmMethodConfig,
     ContrastConfig,
     GenerationSettings,
@@ -145,6 +146,21 @@ class CleaningConfig(Schema):
     )
 
 
+class SynthDataConfig(Schema):
+    """A data set we generate (seeded): written once per content hash, then read like files."""
+
+    generator: Literal["reports"] = Field(
+        "reports", description="reports: Spanish project reports -> JSON (data/synth_reports)."
+    )
+    spec: str | None = Field(
+        None, description="The generator's field list and phrasings (YAML); null = shipped."
+    )
+    seed: int = Field(0, description="Generation seed (separate from the run's seed).")
+    sizes: dict[str, int] = Field(description="Rows per split at scale=full.")
+    tiny_sizes: dict[str, int] = Field(description="Rows per split at scale=tiny.")
+    out_dir: str = Field(description="Where generated splits are written (a cache).")
+
+
 class DatasetConfig(Schema):
     """One data source: a hub data set, hub-hosted files, a local file or folder."""
 
@@ -165,8 +181,18 @@ class DatasetConfig(Schema):
         None, description="Local file (.csv/.json/.jsonl/.parquet) or hub-style directory."
     )
     source_split: str = Field("train", description="Split to read; may be a slice: train[:1%].")
-    fixture: str = Field(
-        description="Shipped fixture (relative to src/semillero/fixtures/) used at scale=tiny."
+    fixture: str | None = Field(
+        None,
+        description="Shipped fixture (relative to src/semillero/fixtures/) used at scale=tiny; "
+        "a generated data set (synth) needs none.",
+    )
+    synth: SynthDataConfig | None = Field(
+        None, description="Generate the data (at tiny scale too, with tiny_sizes)."
+    )
+    eval_split: str | None = Field(
+        None,
+        description="A split of the source held out as is (e.g. validation); null = carve "
+        "test_size out of source_split.",
     )
     fixture_split: str | None = Field(
         None,
@@ -203,6 +229,11 @@ class DatasetConfig(Schema):
             raise ValueError(
                 f"dataset {self.name!r}: text_column {self.text_column!r} is not one of its "
                 f"columns {self.columns}: set dataset.text_column to the column with the text"
+            )
+        if self.fixture is None and self.synth is None:
+            raise ValueError(
+                f"dataset {self.name!r} has no fixture for scale=tiny: set dataset.fixture to a "
+                "file under src/semillero/fixtures/ (or give it a synth block)"
             )
         if self.data_files is not None and self.builder is None:
             raise ValueError(
@@ -346,10 +377,10 @@ class ReportConfig(Schema):
         default_factory=dict, description="Further tables after the main one: title -> metrics."
     )
     plot: list[str] = Field(default_factory=list, description="Metrics drawn as bar plots.")
-    rows: Literal["model", "dataset"] = Field(
+    rows: Literal["model", "dataset", "adapter"] = Field(
         "model",
-        description="One row per model (matched to the reference by hub_id) or "
-        "per dataset (matched by dataset name).",
+        description="One row per model (matched to the reference by hub_id), per dataset "
+        "(matched by dataset name), or per adapter setting (name, r, targets; no reference).",
     )
     curves: list[str] = Field(
         default_factory=list, description="Logged metrics drawn against steps (curves.png)."
@@ -358,8 +389,17 @@ class ReportConfig(Schema):
     sections: list[str] = Field(
         default_factory=list,
         description="Tables a method writes into each record (record.tables), shown per run: "
-        "e.g. before_after and groups (grpo), contrast (sft).",
+        "e.g. before_after and groups (grpo), contrast (sft), extraction (axolotl).",
     )
+
+    @model_validator(mode="after")
+    def _reference_rows(self) -> ReportConfig:
+        if self.reference and self.rows == "adapter":
+            raise ValueError(
+                "report.rows=adapter has no published rows to match a reference to: set "
+                "report.reference: null, or rows: model"
+            )
+        return self
 
 
 class RunConfig(Schema):

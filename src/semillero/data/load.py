@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def load_raw(cfg: DatasetConfig, source: Source) -> datasets.Dataset:
     """Loads the source split and checks its slice and columns against the config."""
     check_source(cfg, source)
-    if source.kind in ("local", "fixture"):
+    if source.kind in ("local", "fixture", "synth"):
         path = Path(source.location)
         for file in [path] if path.is_file() else sorted(path.rglob("*")):
             if file.suffix in (".csv", ".json", ".jsonl"):

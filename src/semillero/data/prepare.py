@@ -10,7 +10,13 @@ from typing import Any
 
 import datasets
 
-from semillero.config.schema import CONTENT, CorpusConfig, RunConfig, SharedEvalConfig
+from semillero.config.schema import (
+    CONTENT,
+    CorpusConfig,
+    DatasetConfig,
+    RunConfig,
+    SharedEvalConfig,
+)
 from semillero.data.clean import limit, split
 from semillero.data.corpus import as_content, load_clean, load_corpus
 from semillero.data.examples import load_examples
@@ -26,7 +32,15 @@ def prepare_data(run: RunConfig) -> tuple[datasets.DatasetDict, dict[str, Any]]:
         ds, info = load_corpus(cfg, run.scale, run.seed)
     else:
         ds, info = load_clean(cfg, run.scale)
-    parts = split(ds, cfg.test_size, run.seed)
+    if isinstance(cfg, DatasetConfig) and cfg.eval_split:
+        # The source has its own held-out split (a generated validation set): use it as is.
+        held, held_info = load_examples(
+            cfg.model_copy(update={"source_split": cfg.eval_split}), run.method.name, run.scale, 0
+        )
+        parts = datasets.DatasetDict(train=ds, test=held)
+        info["eval_split"] = {"split": cfg.eval_split, "rows_dropped": held_info["rows_dropped"]}
+    else:
+        parts = split(ds, cfg.test_size, run.seed)
     if run.shared_eval is not None:
         shared = shared_split(run.shared_eval, run.scale, run.seed)
         text_column = str(cfg.text_column)

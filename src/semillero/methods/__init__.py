@@ -54,6 +54,10 @@ def method_runner(name: str) -> Callable[[Job], Outcome]:
         from semillero.methods import grpo
 
         return grpo.run
+    if name == "axolotl":
+        from semillero.methods import axolotl
+
+        return axolotl.run
     raise ValueError(f"no method {name!r}")
 
 
