@@ -60,7 +60,10 @@ test-all: setup ## Run every test, slow ones included (gpu tests skip without CU
 smoke: setup ## Run the GPT-2 screening study on tiny twins: offline, CPU, a few minutes
 	$(OFFLINE) $(BIN)/semillero sweep EXP=gpt2_screening SCALE=tiny $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
 
-sweep: setup ## Run a study's grid (skips done runs, resumes killed ones): make sweep EXP=… [SCALE=tiny] [FORCE=1]
+# Studies trained through Axolotl: `make sweep` builds Axolotl's venv for them first.
+AXOLOTL_STUDIES := report_extraction
+
+sweep: setup $(if $(filter $(AXOLOTL_STUDIES),$(EXP)),setup-axolotl) ## Run a study's grid (skips done runs, resumes killed ones): make sweep EXP=… [SCALE=tiny] [FORCE=1]
 	$(BIN)/semillero sweep EXP=$(EXP) SCALE=$(SCALE) hydra/launcher=$(LAUNCHER) $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
 
 plan: setup ## List and validate every run of a study without loading anything

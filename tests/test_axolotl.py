@@ -252,6 +252,13 @@ def test_unknown_key_is_caught_before_training(isolated: Path) -> None:
 
 
 @pytest.mark.axolotl
+def test_lora_with_4bit_is_caught_before_training(isolated: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\(from method.extra.load_in_4bit\).*adapter: qlora"):
+        run_tiny(STUDY, "adapter=lora", "+method.extra.load_in_4bit=true")
+    assert not list(isolated.rglob("adapter_model.safetensors"))
+
+
+@pytest.mark.axolotl
 def test_tiny_study_trains_through_axolotl_and_scores_both_rows(isolated: Path) -> None:
     record = run_tiny(STUDY, "adapter=lora")
     assert record.status == "done" and record.metrics["train_steps"] == 3

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import GenerationConfig
+from transformers import AutoModelForCausalLM, GenerationConfig
 
 from semillero.axolotl import env as axolotl_env
 from semillero.axolotl.check import check_yamls, raise_if_any
@@ -80,12 +80,10 @@ def run(job: Job) -> Outcome:
         paths.train.parent.mkdir(parents=True, exist_ok=True)
         job.splits["train"].to_json(str(paths.train), lines=True, force_ascii=False)
         job.splits["test"].to_json(str(paths.validation), lines=True, force_ascii=False)
-        yaml_path = rendered_config(run_cfg, paths, torch.cuda.is_available()).write(
-            folder / "axolotl.yaml"
-        )
-    with timed(job.timings, "check"):
-        source = rendered_config(run_cfg, paths, torch.cuda.is_available()).source
-        raise_if_any(check_yamls([yaml_path], [source], env))
+        rendered = rendered_config(run_cfg, paths, torch.cuda.is_available())
+        yaml_path = rendered.write(folder / "axolotl.yaml")
+    with timed(job.timings, "check"):  # `semillero sweep` checked the grid; `train` had not
+        raise_if_any(check_yamls([yaml_path], [rendered.source], env))
     with timed(job.timings, "train"):
         axolotl_env.train(env, yaml_path, folder / "axolotl.log")
     history = read_log(paths.output / LOG_FILE)
@@ -192,7 +190,11 @@ def evaluate(
         return check_output(obj, spec)
 
     base_answers = answer(job.loaded.model)
-    tuned = PeftModel.from_pretrained(job.loaded.model, str(paths.output))
+    tuned: Any
+    if run_cfg.adapter.type == "none":  # Axolotl saved the whole fine-tuned model
+        tuned = AutoModelForCausalLM.from_pretrained(str(paths.output))
+    else:
+        tuned = PeftModel.from_pretrained(job.loaded.model, str(paths.output))
     tuned_answers = answer(tuned)
     base_scores = score(base_answers, references, fields, check, keys)
     tuned_scores = score(tuned_answers, references, fields, check, keys)
