@@ -75,7 +75,12 @@ def run(job: Job) -> Outcome:
     method = run_cfg.method
     assert isinstance(method, AxolotlMethodConfig)
     env = axolotl_env.find_env(method.env)
-    paths = paths_for(run_cfg, folder, job.loaded.base)
+    base = job.loaded.base
+    if run_cfg.scale == "tiny" and base is None:  # a twin without an adapter is not on disk yet
+        base = str(folder / "twin")
+        job.loaded.model.save_pretrained(base)
+        job.loaded.tokenizer.save_pretrained(base)
+    paths = paths_for(run_cfg, folder, base)
     with timed(job.timings, "format"):
         paths.train.parent.mkdir(parents=True, exist_ok=True)
         job.splits["train"].to_json(str(paths.train), lines=True, force_ascii=False)
