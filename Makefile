@@ -19,7 +19,7 @@ OFFLINE  := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=$${WANDB_MODE:-off
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: EXP=$(EXP) SCALE=$(SCALE) (full|tiny) LAUNCHER=$(LAUNCHER) (local|parallel|slurm) ARGS='hydra overrides' IMAGE=$(IMAGE) GPUS=$(GPUS) DRY_RUN=1"
+	@echo "  Variables: EXP=$(EXP) SCALE=$(SCALE) (full|tiny) LAUNCHER=$(LAUNCHER) (local|gpus|slurm|ray) JOBS=$(JOBS) ARGS='hydra overrides' IMAGE=$(IMAGE) GPUS=$(GPUS) DRY_RUN=1"
 
 # Where the CPU build of torch (2.13.0+cpu) comes from: PyTorch's wheel page, or a local
 # folder of wheels (.ci/run points it at the CI machine's).
@@ -63,11 +63,14 @@ smoke: setup ## Run the GPT-2 screening study on tiny twins: offline, CPU, a few
 # Studies trained through Axolotl: `make sweep` builds Axolotl's venv for them first.
 AXOLOTL_STUDIES := report_extraction
 
-sweep: setup $(if $(filter $(AXOLOTL_STUDIES),$(EXP)),setup-axolotl) ## Run a study's grid (skips done runs, resumes killed ones): make sweep EXP=… [SCALE=tiny] [FORCE=1]
-	$(BIN)/semillero sweep EXP=$(EXP) SCALE=$(SCALE) hydra/launcher=$(LAUNCHER) $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
+# LAUNCHER=gpus runs JOBS parallel jobs, one per GPU: the GPU count, or 2 without GPUs.
+JOBS ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | wc -l); [ "$$n" -gt 0 ] && echo $$n || echo 2)
 
-plan: setup ## List and validate every run of a study without loading anything
-	$(BIN)/semillero plan EXP=$(EXP) SCALE=$(SCALE) $(ARGS)
+sweep: setup $(if $(filter $(AXOLOTL_STUDIES),$(EXP)),setup-axolotl) ## Run a study's grid (skips done runs, resumes killed ones): make sweep EXP=… [SCALE=tiny] [FORCE=1] [LAUNCHER=gpus|slurm]
+	SEMILLERO_JOBS=$(JOBS) $(BIN)/semillero sweep EXP=$(EXP) SCALE=$(SCALE) hydra/launcher=$(LAUNCHER) $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
+
+plan: setup ## List and validate every run of a study without loading anything (LAUNCHER=slurm: the sbatch script)
+	$(BIN)/semillero plan EXP=$(EXP) SCALE=$(SCALE) $(if $(filter-out local,$(LAUNCHER)),LAUNCHER=$(LAUNCHER)) $(ARGS)
 
 report: setup ## Write report.md, report.csv and plots from a study's run records
 	$(BIN)/semillero report EXP=$(EXP) SCALE=$(SCALE)
@@ -120,7 +123,7 @@ docker-build: ## Build the main and Axolotl images [IMAGE=semillero:dev FLASH_AT
 	$(DOCKER) build $(DOCKER_OPTS) $(if $(filter 0,$(FLASH_ATTN)),--no-flash-attn)
 
 docker-sweep: ## Run a study in the image on the local GPUs, conf/ mounted [EXP=… SCALE=… GPUS=0,1 DRY_RUN=1]
-	$(DOCKER) sweep $(DOCKER_OPTS) EXP=$(EXP) SCALE=$(SCALE) hydra/launcher=$(LAUNCHER) $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
+	SEMILLERO_JOBS=$(JOBS) $(DOCKER) sweep $(DOCKER_OPTS) EXP=$(EXP) SCALE=$(SCALE) hydra/launcher=$(LAUNCHER) $(if $(FORCE),FORCE=$(FORCE)) $(ARGS)
 
 docker-smoke: ## The tiny smoke study inside the image, on the GPU [DRY_RUN=1]
 	$(DOCKER) smoke $(DOCKER_OPTS) $(if $(FORCE),FORCE=$(FORCE))

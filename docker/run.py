@@ -44,6 +44,7 @@ PASSTHROUGH = (
     "HF_TOKEN",
     "HF_HUB_OFFLINE",
     "HF_DATASETS_OFFLINE",
+    "SEMILLERO_JOBS",  # LAUNCHER=gpus: parallel jobs, one GPU each
 )
 
 # The smoke and the tests never reach a hub, and log to W&B offline, as `make smoke` does.

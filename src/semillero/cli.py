@@ -206,7 +206,12 @@ def _task(cfg: object) -> str:
     from semillero.runner import execute
 
     assert isinstance(cfg, DictConfig)
-    overrides = list(HydraConfig.get().overrides.task)
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    if hydra_cfg.runtime.choices.get("hydra/launcher") == "gpus":
+        from semillero.launchers import pin_device
+
+        pin_device(Path(str(cfg.paths.output_dir)) / ".gpu-slots")  # once per worker process
     try:
         run = validate(cfg)
         config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
@@ -244,6 +249,9 @@ def sweep(overrides: list[str]) -> int:
     start = time.perf_counter()
     skip_invalid = "--skip-invalid" in overrides
     overrides = [o for o in overrides if o != "--skip-invalid"]
+    from semillero.launchers import check_launcher
+
+    check_launcher(overrides)
     points = _valid_grid(overrides, show=True, skip_invalid=skip_invalid)
     valid = [p for p in points if p.run is not None]
     runs: list[RunConfig] = [p.run for p in valid]
@@ -271,13 +279,34 @@ def sweep(overrides: list[str]) -> int:
 
 
 def plan(overrides: list[str]) -> int:
+    from semillero.launchers import check_launcher
     from semillero.plan import describe, plan_grid
 
+    check_launcher(overrides)
     points = plan_grid(overrides)
     print(describe(points))
     invalid = sum(p.run is None for p in points)
     print(f"\n{len(points)} runs, {invalid} invalid")
+    if "hydra/launcher=slurm" in overrides and points[0].run is not None:
+        print(_sbatch(points[0].overrides, len(points)))
     return 2 if invalid else 0
+
+
+def _sbatch(point: list[str], jobs: int) -> str:
+    """What LAUNCHER=slurm would submit for this grid: submitit's sbatch script, not sent."""
+    from omegaconf import OmegaConf
+
+    from semillero.launchers import sbatch_preview
+
+    launcher = compose(point, with_hydra=True).hydra.launcher
+    params = cast(dict[str, Any], OmegaConf.to_container(launcher, resolve=True))
+    folder = str(params.get("submitit_folder", ".submitit/%j"))
+    script = sbatch_preview(params, jobs, folder)
+    return (
+        f"\nLAUNCHER=slurm would submit one job array of {jobs} jobs (not submitted):\n\n"
+        f"{script}\nEach job runs one grid point; a preempted or timed-out job is requeued "
+        f"up to {params.get('max_num_timeout', 0)} times and resumes from its checkpoint."
+    )
 
 
 def report(overrides: list[str]) -> int:

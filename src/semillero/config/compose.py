@@ -181,13 +181,16 @@ def run_dir(run: RunConfig) -> Path:
 
 
 def normalise_args(args: Sequence[str]) -> list[str]:
-    """Turns the Makefile-style `EXP=x SCALE=y` into Hydra overrides; keeps the rest."""
+    """Turns the Makefile-style `EXP=x SCALE=y LAUNCHER=z` into Hydra overrides; keeps the
+    rest."""
     out = []
     for arg in args:
         if arg.startswith("EXP="):
             out.append("experiment=" + arg[4:])
         elif arg.startswith("SCALE="):
             out.append("scale=" + arg[6:])
+        elif arg.startswith("LAUNCHER="):
+            out.append("hydra/launcher=" + arg[9:])
         else:
             out.append(arg)
     return out
