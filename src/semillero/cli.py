@@ -12,7 +12,8 @@
     semillero data synth-reports --out DIR [--train N --validation N --test N --seed S --spec F]
                                                  the report -> JSON data set, seeded
 
-`EXP=` and `SCALE=` are shorthands for `experiment=` and `scale=`; everything else is a
+`EXP=`, `SCALE=` and `LAUNCHER=` are shorthands for `experiment=`, `scale=` and
+`hydra/launcher=` (local, gpus, slurm, ray); everything else is a
 Hydra override (`trainer.max_steps=100`, `model=distilgpt2`, `tracker=none`, ...).
 """
 
@@ -208,11 +209,11 @@ def _task(cfg: object) -> str:
     assert isinstance(cfg, DictConfig)
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
-    if hydra_cfg.runtime.choices.get("hydra/launcher") == "gpus":
-        from semillero.launchers import pin_device
-
-        pin_device(Path(str(cfg.paths.output_dir)) / ".gpu-slots")  # once per worker process
     try:
+        if hydra_cfg.runtime.choices.get("hydra/launcher") == "gpus":
+            from semillero.launchers import pin_device
+
+            pin_device(Path(str(cfg.paths.output_dir)) / ".gpu-slots")  # once per worker
         run = validate(cfg)
         config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
         record = execute(run, config, overrides, force=os.environ.get(FORCE_ENV) == "1")
