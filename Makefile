@@ -21,9 +21,9 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: EXP=$(EXP) SCALE=$(SCALE) (full|tiny) LAUNCHER=$(LAUNCHER) (local|gpus|slurm|ray) JOBS=$(JOBS) ARGS='hydra overrides' IMAGE=$(IMAGE) GPUS=$(GPUS) DRY_RUN=1"
 
-# Where the CPU build of torch (2.13.0+cpu) comes from: PyTorch's wheel page, or a local
-# folder of wheels (.ci/run points it at the CI machine's).
-TORCH_CPU_WHEELS ?= https://download.pytorch.org/whl/torch/
+# Where the CPU build of torch (2.13.0+cpu) comes from: pip's own wheelhouse when one is set
+# (PIP_FIND_LINKS, as on offline machines and CI), else PyTorch's wheel page.
+TORCH_CPU_WHEELS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/torch/)
 
 $(BIN)/semillero: pyproject.toml requirements/cpu.txt
 	@echo ">> creating $(VENV) with the hash-locked CPU stack (requirements/cpu.txt, about a minute)"
