@@ -36,8 +36,10 @@ def find_env(configured: str | None = None) -> Path:
     return env
 
 
-def _environ(env: Path) -> dict[str, str]:
+def _environ(env: Path, offline: bool = False) -> dict[str, str]:
     environ = dict(os.environ)
+    if offline:  # a tiny run has nothing to fetch: no hub calls (Axolotl checks the HF token)
+        environ |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     environ["PATH"] = f"{env / 'bin'}{os.pathsep}{environ.get('PATH', '')}"  # its accelerate
     environ["PYTHONPATH"] = str(PLUGIN_DIR)  # nothing of ours but the log plugin
     environ["AXOLOTL_DO_NOT_TRACK"] = "1"
@@ -66,7 +68,7 @@ def prompts(env: Path, fmt: str, rows: Path) -> list[str]:
     return _in_env(env, ["--prompts", fmt, str(rows)], "Axolotl's prompter")
 
 
-def train(env: Path, yaml_path: Path, log_path: Path) -> None:
+def train(env: Path, yaml_path: Path, log_path: Path, offline: bool = False) -> None:
     """`axolotl train <yaml>` in Axolotl's venv, its output streamed with an [axolotl] prefix
     and kept whole in log_path. Raises with the log's tail when it fails."""
     yaml_path = yaml_path.resolve()
@@ -79,7 +81,7 @@ def train(env: Path, yaml_path: Path, log_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=_environ(env),
+            env=_environ(env, offline),
             cwd=yaml_path.parent,
         )
         assert proc.stdout is not None

@@ -90,7 +90,7 @@ def run(job: Job) -> Outcome:
     with timed(job.timings, "check"):  # `semillero sweep` checked the grid; `train` had not
         raise_if_any(check_yamls([yaml_path], [rendered.source], env))
     with timed(job.timings, "train"):
-        axolotl_env.train(env, yaml_path, folder / "axolotl.log")
+        axolotl_env.train(env, yaml_path, folder / "axolotl.log", offline=run_cfg.scale == "tiny")
     history = read_log(paths.output / LOG_FILE)
     job.tracker.replay(history)
     moved = adapter_change(paths.output) if run_cfg.adapter.type != "none" else None
