@@ -118,14 +118,16 @@ def axolotl(args: list[str]) -> int:
     from semillero.axolotl.check import check_yamls
     from semillero.axolotl.commands import check_files, render_runs
 
-    action, rest = (args[0], args[1:]) if args else ("", [])
-    if action == "check":
-        checked = check_files([Path(a) for a in rest])
+    def show(checked: list[tuple[Path, list[Any]]]) -> int:
         for path, problems in checked:
-            print(f"{path}: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
+            print(f"{path}: " + ("checked, ok" if not problems else f"{len(problems)} problem(s)"))
             for problem in problems:
                 print(f"  - {problem}")
         return 1 if any(problems for _, problems in checked) else 0
+
+    action, rest = (args[0], args[1:]) if args else ("", [])
+    if action == "check":
+        return show(check_files([Path(a) for a in rest]))
     if action != "render":
         raise SemilleroError(
             "usage: semillero axolotl render EXP=<study> [--out DIR] | "
@@ -139,12 +141,7 @@ def axolotl(args: list[str]) -> int:
     written = render_runs(runs, Path(out) if out else None)
     from semillero.axolotl.env import find_env
 
-    checked = check_yamls([p for p, _ in written], [s for _, s in written], find_env())
-    for path, problems in checked:
-        print(f"{path}: " + ("checked, ok" if not problems else "PROBLEMS"))
-        for problem in problems:
-            print(f"  - {problem}")
-    return 1 if any(problems for _, problems in checked) else 0
+    return show(check_yamls([p for p, _ in written], [s for _, s in written], find_env()))
 
 
 def data(args: list[str]) -> int:

@@ -10,6 +10,8 @@ ours that wrote the key, when we rendered it.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,9 +88,24 @@ def check_yamls(
     return out
 
 
+# Digests of YAML texts this sweep already checked, inherited by its jobs (in-process, joblib
+# workers, Slurm jobs): a run does not ask Axolotl's venv again about the same text.
+CHECKED_ENV = "SEMILLERO_AXOLOTL_CHECKED"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def already_checked(path: Path) -> bool:
+    return _digest(path) in os.environ.get(CHECKED_ENV, "").split(",")
+
+
 def raise_if_any(checked: list[tuple[Path, list[Problem]]]) -> None:
     bad = [(path, found) for path, found in checked if found]
     if not bad:
+        known = [d for d in os.environ.get(CHECKED_ENV, "").split(",") if d]
+        os.environ[CHECKED_ENV] = ",".join(known + [_digest(p) for p, _ in checked])
         return
     lines = ["Axolotl would not run these configs as written:"]
     for path, found in bad:

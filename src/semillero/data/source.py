@@ -25,10 +25,10 @@ class Source:
 def resolve_source(cfg: DatasetConfig, scale: str) -> Source:
     """Where a data set comes from: generated (synth), the fixture at scale=tiny, else path,
     else hub id."""
-    if cfg.synth is not None:
-        from semillero.data.synth import synth_folder
+    if cfg.synth is not None:  # generated here, once per content hash (under a second)
+        from semillero.data.synth import ensure_synth
 
-        return Source("synth", str(synth_folder(cfg.name, cfg.synth, scale)))
+        return Source("synth", str(ensure_synth(cfg.name, cfg.synth, scale)))
     if scale == "tiny":
         assert cfg.fixture is not None  # the schema requires one without synth
         return Source("fixture", str(FIXTURES / cfg.fixture))
@@ -44,20 +44,9 @@ def resolve_source(cfg: DatasetConfig, scale: str) -> Source:
     )
 
 
-def scale_of(source: Source) -> str:
-    """The scale a synth folder was made for (its name ends in -tiny or -full)."""
-    return Path(source.location).name.rsplit("-", 1)[-1]
-
-
 def check_source(cfg: DatasetConfig, source: Source) -> None:
     """Cheap checks that need no library import: the local file or folder exists."""
     if source.kind in ("hub", "files"):
-        return
-    if source.kind == "synth":
-        from semillero.data.synth import ensure_synth
-
-        assert cfg.synth is not None
-        ensure_synth(Path(source.location), cfg.synth, scale_of(source))
         return
     path = Path(source.location)
     if not path.exists():

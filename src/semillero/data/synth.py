@@ -36,8 +36,9 @@ def synth_folder(name: str, cfg: SynthDataConfig, scale: str) -> Path:
     return Path(cfg.out_dir).expanduser().resolve() / f"{name}-{digest}-{scale}"
 
 
-def ensure_synth(folder: Path, cfg: SynthDataConfig, scale: str) -> Path:
-    """Generates the splits into `folder` unless they are there already."""
+def ensure_synth(name: str, cfg: SynthDataConfig, scale: str) -> Path:
+    """The data set's folder (synth_folder), its splits generated unless already there."""
+    folder = synth_folder(name, cfg, scale)
     sizes = _sizes(cfg, scale)
     if all((folder / f"{split}.jsonl").is_file() for split in sizes):
         return folder

@@ -22,7 +22,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, GenerationConfig
 
 from semillero.axolotl import env as axolotl_env
-from semillero.axolotl.check import check_yamls, raise_if_any
+from semillero.axolotl.check import already_checked, check_yamls, raise_if_any
 from semillero.axolotl.render import AxolotlPaths, Rendered, render
 from semillero.config.axolotl import AxolotlMethodConfig
 from semillero.config.schema import DatasetConfig, RunConfig
@@ -87,8 +87,9 @@ def run(job: Job) -> Outcome:
         job.splits["test"].to_json(str(paths.validation), lines=True, force_ascii=False)
         rendered = rendered_config(run_cfg, paths, torch.cuda.is_available())
         yaml_path = rendered.write(folder / "axolotl.yaml")
-    with timed(job.timings, "check"):  # `semillero sweep` checked the grid; `train` had not
-        raise_if_any(check_yamls([yaml_path], [rendered.source], env))
+    if not already_checked(yaml_path):  # `semillero sweep` checks its whole grid first
+        with timed(job.timings, "check"):
+            raise_if_any(check_yamls([yaml_path], [rendered.source], env))
     with timed(job.timings, "train"):
         axolotl_env.train(env, yaml_path, folder / "axolotl.log", offline=run_cfg.scale == "tiny")
     history = read_log(paths.output / LOG_FILE)
