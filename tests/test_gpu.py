@@ -87,3 +87,19 @@ def test_qlora_sft_at_llama32_1b_shape() -> None:
         f"\nQLoRA SFT at Llama-3.2-1B shape on {record.device}: "
         f"{record.metrics['useful_tokens_per_second']:.0f} useful tokens/s"
     )
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_ddp_on_one_gpu_runs_over_nccl_and_matches_one_process() -> None:
+    """The CUDA path of method.distributed: accelerate launch, one GPU process, NCCL."""
+    common = ("trainer.max_steps=4", "trainer.logging_steps=1", "dataset.max_train_samples=32")
+    single = run_tiny(*common)
+    ddp = run_tiny(*common, "method.distributed.strategy=ddp", "method.distributed.processes=1")
+    assert ddp.status == "done"
+    assert (ddp.distributed["backend"], ddp.distributed["distributed_type"]) == (
+        "nccl",
+        "MULTI_GPU",
+    )
+    assert ddp.device.startswith("cuda")
+    assert math.isclose(ddp.metrics["train_loss"], single.metrics["train_loss"], rel_tol=1e-3)

@@ -54,6 +54,10 @@ def preflight(run: RunConfig) -> None:
             "bitsandbytes, which is not installed: pip install -e '.[quant]' (the Docker image "
             "has it), or use adapter=lora"
         )
+    if run.method.distributed.strategy != "single":
+        from semillero.distributed import check, visible_gpu_count
+
+        check(run, visible_gpu_count())
     if run.method.name == "axolotl":
         from semillero.axolotl.env import find_env
 
@@ -141,6 +145,15 @@ def describe(points: list[GridPoint]) -> str:
         steps = train_steps(r)
         memory = f"~{p.memory_gib:.1f} GiB to train" if p.memory_gib else "memory: n/a (tiny)"
         lines.append(f"   budget   {steps if steps else '?'} steps; {memory}")
+        spread = r.method.distributed
+        if spread.strategy != "single":
+            t = r.trainer
+            per_process = t.per_device_train_batch_size * t.gradient_accumulation_steps
+            count = "one per visible GPU" if spread.processes == "auto" else spread.processes
+            lines.append(
+                f"   spread   {spread.strategy} x {count} processes (accelerate launch); global "
+                f"batch = {per_process} x processes"
+            )
         if r.model_from:
             lines.append(f"   from     {r.model_from}")
         blocks.append("\n".join(lines))

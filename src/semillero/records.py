@@ -56,6 +56,8 @@ class RunRecord(BaseModel):
     history: list[dict[str, Any]] = Field(default_factory=list)  # Trainer's log, for curves
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
     wandb: dict[str, Any] = Field(default_factory=dict)  # run path, mode, folder
+    # strategy, processes, backend, global batch, launch files (method.distributed)
+    distributed: dict[str, Any] = Field(default_factory=dict)
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

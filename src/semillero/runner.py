@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from semillero.records import (
     stack_versions,
 )
 from semillero.tracking.wandb import Tracker, make_tracker
-from semillero.trainer_args import resolve_precision
+from semillero.trainer_args import check_names, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ def _execute(
         )
     timer = Timer()
     preflight(run)
+    check_names(run.trainer)
     if run.scale == "tiny":
         twin_class(run.model)  # a typo in the twin's shape fails here, not after the record
     if run.adapter.type == "lora":
@@ -173,19 +174,70 @@ def _execute(
         resumed_from=checkpoint,
     )
     record.write(folder)
-    tracker = Tracker()  # replaced below; a failing W&B start must still close the record
     try:
-        tracker = make_tracker(
-            run.tracker,
-            name=folder.name,
-            run_id=wandb_id(folder, record.config_hash),
-            group=run.study,
-            tags=[run.scale, run.model.name, run.dataset.name, run.adapter.name, run.method.name],
-            config=config | {"config_hash": record.config_hash, "image": record.image},
-            folder=folder.parent,
-            resuming=checkpoint is not None,
-        )
-        record.wandb = dict(tracker.info)
+        if run.method.distributed.strategy == "single":
+            record.distributed = {"strategy": "single", "processes": 1}
+            train_and_evaluate(
+                run, record, folder, checkpoint, splits, timer, lambda: record.write(folder)
+            )
+        else:
+            from semillero.distributed import launch
+
+            launch(run, record, folder, checkpoint, timer.timings)
+        record.status = "done"
+    except BaseException as exc:
+        record.fail(exc, folder)  # KeyboardInterrupt is recorded as `interrupted`
+        raise
+    finally:
+        record.timings = record.timings | timer.timings
+        record.finished_at = record.finished_at or now()
+        record.write(folder)
+    m = record.metrics
+    shown = [f"loss {m['train_loss']:.4f}"]
+    shown += [f"eval loss {m['eval_loss']:.4f}"] if "eval_loss" in m else []
+    shown += [f"reward {m['final_reward']:.3f}"] if m.get("final_reward") is not None else []
+    print(
+        f"[semillero] {folder.name}: {', '.join(shown)}, {m['train_runtime']:.1f}s -> "
+        f"{folder / 'record.json'}",
+        flush=True,
+    )
+    return record
+
+
+def train_and_evaluate(
+    run: RunConfig,
+    record: RunRecord,
+    folder: Path,
+    checkpoint: str | None,
+    splits: Any,
+    timer: Timer,
+    publish: Callable[[], object],
+    main: bool = True,
+) -> None:
+    """The part of a run that holds the model: W&B, model, adapter, the method. Fills in
+    `record` and calls `publish()` when it has something new to keep. A distributed run calls
+    it in every process; only the main one (main=True) talks to W&B."""
+    tracker = Tracker()  # replaced below; a failing W&B start must still finish cleanly
+    ok = False
+    try:
+        if main:
+            tracker = make_tracker(
+                run.tracker,
+                name=folder.name,
+                run_id=wandb_id(folder, record.config_hash),
+                group=run.study,
+                tags=[
+                    run.scale,
+                    run.model.name,
+                    run.dataset.name,
+                    run.adapter.name,
+                    run.method.name,
+                ],
+                config=record.config | {"config_hash": record.config_hash, "image": record.image},
+                folder=folder.parent,
+                resuming=checkpoint is not None,
+            )
+            record.wandb = dict(tracker.info)
         if checkpoint:
             state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
             tracker.replay(state["log_history"])
@@ -211,7 +263,7 @@ def _execute(
         }
         if run.adapter.quantization is not None:
             record.model["layers"] = quantised_layers(loaded.model)
-        record.write(folder)
+        publish()
         job = Job(
             run=run,
             loaded=loaded,
@@ -230,22 +282,6 @@ def _execute(
         record.tables = outcome.tables
         record.artifacts = outcome.artifacts
         tracker.log_summary(outcome.metrics)
-        record.status = "done"
-    except BaseException as exc:
-        record.fail(exc, folder)  # KeyboardInterrupt is recorded as `interrupted`
-        raise
+        ok = True
     finally:
-        record.timings = timer.timings
-        record.finished_at = record.finished_at or now()
-        record.write(folder)
-        tracker.finish(ok=record.status == "done")
-    m = record.metrics
-    shown = [f"loss {m['train_loss']:.4f}"]
-    shown += [f"eval loss {m['eval_loss']:.4f}"] if "eval_loss" in m else []
-    shown += [f"reward {m['final_reward']:.3f}"] if m.get("final_reward") is not None else []
-    print(
-        f"[semillero] {folder.name}: {', '.join(shown)}, {m['train_runtime']:.1f}s -> "
-        f"{folder / 'record.json'}",
-        flush=True,
-    )
-    return record
+        tracker.finish(ok=ok)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from semillero.config.base import Schema
+from semillero.config.distributed import DistributedConfig
 
 
 class ExtractionEvalConfig(Schema):
@@ -61,3 +62,15 @@ class AxolotlMethodConfig(Schema):
         "repository root (make setup-axolotl).",
     )
     evaluation: ExtractionEvalConfig = Field(default_factory=ExtractionEvalConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    @model_validator(mode="after")
+    def _one_process(self) -> AxolotlMethodConfig:
+        if self.distributed.strategy != "single":
+            raise ValueError(
+                f"method=axolotl with method.distributed.strategy={self.distributed.strategy}: "
+                "Axolotl launches its own processes, so semillero does not. Give Axolotl its "
+                "DeepSpeed config instead (method.extra.deepspeed=<json path>) and leave "
+                "strategy at single"
+            )
+        return self

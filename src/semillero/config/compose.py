@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ValidationError
 
+from semillero.config.distributed import DistributedConfig
 from semillero.config.schema import (
     AxolotlMethodConfig,
     ClmMethodConfig,
@@ -162,6 +163,12 @@ def _merged(members: list[Any]) -> Any:
 def run_hash(run: RunConfig) -> str:
     """A stable hash of everything that changes a run's results (12 hex digits)."""
     data = run.model_dump(mode="json", exclude=set(NOT_HASHED))
+    # How a run is spread over processes is hashed only when it is not the default (runs
+    # recorded before method.distributed existed keep their names); the port never is.
+    distributed = data["method"].pop("distributed")
+    distributed.pop("main_port")
+    if distributed != DistributedConfig().model_dump(mode="json", exclude={"main_port"}):
+        data["method"]["distributed"] = distributed
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

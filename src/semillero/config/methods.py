@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from semillero.config.axolotl import AxolotlMethodConfig
 from semillero.config.base import Schema
+from semillero.config.distributed import DistributedConfig
 from semillero.errors import did_you_mean
 
 
@@ -33,6 +34,7 @@ class ClmMethodConfig(Schema):
         "packing concatenates examples into max_length blocks.",
     )
     generation: GenerationSettings
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
 
 class QuantizationConfig(Schema):
@@ -108,6 +110,7 @@ class SftMethodConfig(Schema):
         True, description="Loss on the response only (false: on the prompt too)."
     )
     contrast: ContrastConfig = Field(default_factory=ContrastConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @field_validator("format")
     @classmethod
@@ -154,6 +157,7 @@ class GrpoMethodConfig(Schema):
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
     evaluation: GrpoEvalConfig = Field(default_factory=GrpoEvalConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @field_validator("rewards")
     @classmethod

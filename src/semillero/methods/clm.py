@@ -11,6 +11,7 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallba
 
 from semillero.config.schema import ClmMethodConfig, RunConfig
 from semillero.data.tokenize import tokenize
+from semillero.distributed import main_process_first
 from semillero.evaluation.generate import generate_samples
 from semillero.evaluation.perplexity import perplexity
 from semillero.methods import Job, Outcome, timed
@@ -126,7 +127,7 @@ def run(job: Job) -> Outcome:
     method = job.run.method
     assert isinstance(method, ClmMethodConfig)
     loaded = job.loaded
-    with timed(job.timings, "tokenise"):
+    with timed(job.timings, "tokenise"), main_process_first(job.run):
         tokens = tokenize(
             job.splits,
             loaded.tokenizer,
