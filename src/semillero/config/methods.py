@@ -156,6 +156,11 @@ class GrpoMethodConfig(Schema):
     use_vllm: bool = Field(False, description="Generate with vLLM (GPU, Docker image only).")
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    cache_implementation: Literal["dynamic", "static"] | None = Field(
+        None,
+        description="The KV cache of generation while training: null/dynamic grows it per "
+        "token; static preallocates it (GRPOConfig.cache_implementation).",
+    )
     evaluation: GrpoEvalConfig = Field(default_factory=GrpoEvalConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 

@@ -59,6 +59,12 @@ class TwinConfig(Schema):
         "twin tokenizer."
     )
     vocab_size: int = Field(1024, description="Vocabulary of the BPE tokenizer trained locally.")
+    embedding_rows: int | None = Field(
+        None,
+        gt=0,
+        description="Rows of the twin's embedding and output head; null = the tokenizer's "
+        "size. The benchmark sets the real model's vocabulary, so that its FLOPs are real.",
+    )
     special_tokens: dict[str, str] = Field(
         default_factory=dict,
         description="The real tokenizer's special tokens, mirrored on the twin's: bos_token, "
@@ -349,6 +355,7 @@ class TrainerConfig(Schema):
     bf16: bool = Field(False, description="bf16 mixed precision; falls back without CUDA.")
     activation_checkpointing: bool = Field(False, description="Recompute activations in backward.")
     optim: str = "adamw_torch"
+    torch_compile: bool = Field(False, description="Compile the model (torch.compile).")
     dataloader_num_workers: int = Field(0, ge=0)
 
 

@@ -38,24 +38,43 @@ def tokenize(
         if padding == "packing":
             eos = tokenizer.eos_token or ""
             return tokenizer([t + eos for t in texts])
-        return tokenizer(
-            texts,
-            max_length=max_length,
-            truncation=True,
-            padding="max_length" if padding == "max_length" else False,
+        return tokenizer(texts, max_length=max_length, truncation=True)
+
+    encoded = datasets.DatasetDict(
+        {
+            name: ds.map(
+                encode, batched=True, remove_columns=ds.column_names, desc=f"Tokenising {name}"
+            )
+            for name, ds in splits.items()
+        }
+    )
+    return layout(encoded, tokenizer, max_length, padding)
+
+
+def layout(
+    tokens: datasets.DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    padding: Padding,
+) -> datasets.DatasetDict:
+    """Token rows (input_ids, attention_mask) as the study trains on them: each padded to
+    max_length, left for the collator to pad per batch, or packed into max_length blocks.
+    `semillero bench` lays out its synthetic token streams through this too."""
+    if padding == "dynamic":
+        return tokens
+    if padding == "packing":
+        from trl.data_utils import pack_dataset
+
+        return datasets.DatasetDict(
+            {name: pack_dataset(ds, max_length, strategy="wrapped") for name, ds in tokens.items()}
         )
 
-    out = datasets.DatasetDict()
-    for name, ds in splits.items():
-        tokens = ds.map(
-            encode,
-            batched=True,
-            remove_columns=ds.column_names,
-            desc=f"Tokenising {name}",
-        )
-        if padding == "packing":
-            from trl.data_utils import pack_dataset
+    def pad(batch: dict[str, list[Any]]) -> Any:
+        return tokenizer.pad(batch, padding="max_length", max_length=max_length)
 
-            tokens = pack_dataset(tokens, max_length, strategy="wrapped")
-        out[name] = tokens
-    return out
+    return datasets.DatasetDict(
+        {
+            name: ds.map(pad, batched=True, desc=f"Padding {name} to {max_length}")
+            for name, ds in tokens.items()
+        }
+    )

@@ -81,6 +81,25 @@ def train_metrics(trainer: Trainer, result: Any) -> dict[str, Any]:
     }
 
 
+def make_trainer(
+    run: RunConfig,
+    loaded: LoadedModel,
+    splits: datasets.DatasetDict,
+    output_dir: Path,
+    report_to: list[str],
+) -> Trainer:
+    """The study's Trainer for tokenised splits (also what `semillero bench` times)."""
+    return PerplexityTrainer(
+        model=loaded.model,
+        args=training_arguments(run, output_dir, report_to),
+        # mlm=False: labels are the inputs; pad positions (pad = eos too) get -100.
+        data_collator=DataCollatorForLanguageModeling(loaded.tokenizer, mlm=False),
+        train_dataset=splits["train"],
+        eval_dataset=splits["test"],
+        processing_class=loaded.tokenizer,
+    )
+
+
 def train(
     run: RunConfig,
     loaded: LoadedModel,
@@ -92,16 +111,7 @@ def train(
     """Trains, evaluates once more at the end (on the best checkpoint when the recipe keeps
     one), and on every extra split (e.g. `shared`); returns the metrics and the log history.
     """
-    args = training_arguments(run, output_dir, report_to)
-    trainer = PerplexityTrainer(
-        model=loaded.model,
-        args=args,
-        # mlm=False: labels are the inputs; pad positions (pad = eos too) get -100.
-        data_collator=DataCollatorForLanguageModeling(loaded.tokenizer, mlm=False),
-        train_dataset=splits["train"],
-        eval_dataset=splits["test"],
-        processing_class=loaded.tokenizer,
-    )
+    trainer = make_trainer(run, loaded, splits, output_dir, report_to)
     RunningLoss.attach(trainer, resume_from_checkpoint)
     # A resumed run restores weights, optimizer, scheduler, RNG and data position from it.
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)

@@ -10,18 +10,20 @@ after training (semillero.evaluation.rewards).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, cast
 
 import datasets
 from trl import GRPOConfig, GRPOTrainer
 
-from semillero.config.schema import GrpoMethodConfig
+from semillero.config.schema import GrpoMethodConfig, RunConfig
 from semillero.errors import DataError
 from semillero.evaluation.generate import sampling_config
 from semillero.evaluation.rewards import by_group, evaluate_prompts
 from semillero.methods import Job, Outcome, timed
 from semillero.methods.clm import RunningLoss, train_metrics
 from semillero.methods.sft import save_weights
+from semillero.models.loader import LoadedModel
 from semillero.rewards import RewardFunc, resolve_reward
 from semillero.trainer_args import training_kwargs
 
@@ -66,6 +68,42 @@ def drop_long_prompts(
     return kept, dropped
 
 
+def make_trainer(
+    run: RunConfig,
+    loaded: LoadedModel,
+    train: datasets.Dataset,
+    rewards: dict[str, RewardFunc],
+    output_dir: Path,
+    report_to: list[str],
+) -> GRPOTrainer:
+    """The study's GRPOTrainer over chat prompts; also what `semillero bench` times."""
+    method = run.method
+    assert isinstance(method, GrpoMethodConfig)
+    kwargs = training_kwargs(run, output_dir, report_to)
+    kwargs["include_num_input_tokens_seen"] = "no"  # GRPO batches are not input_ids batches
+    args = GRPOConfig(
+        **kwargs,
+        num_generations=method.num_generations,
+        max_completion_length=method.max_completion_length,
+        temperature=method.temperature,
+        top_k=method.top_k,
+        top_p=method.top_p,
+        beta=method.beta,
+        reward_weights=method.reward_weights,
+        use_vllm=method.use_vllm,
+        vllm_mode=method.vllm_mode,
+        vllm_gpu_memory_utilization=method.vllm_gpu_memory_utilization,
+        cache_implementation=method.cache_implementation,
+    )
+    return GRPOTrainer(
+        model=loaded.model,
+        reward_funcs=cast(Any, list(rewards.values())),
+        args=args,
+        train_dataset=train,
+        processing_class=loaded.tokenizer,
+    )
+
+
 def run(job: Job) -> Outcome:
     method = job.run.method
     assert isinstance(method, GrpoMethodConfig)
@@ -85,28 +123,7 @@ def run(job: Job) -> Outcome:
     with timed(job.timings, "eval_before"):
         before, before_rows = evaluate(job, method, held_out, rewards)
 
-    kwargs = training_kwargs(run_, job.folder / "trainer", job.report_to)
-    kwargs["include_num_input_tokens_seen"] = "no"  # GRPO batches are not input_ids batches
-    args = GRPOConfig(
-        **kwargs,
-        num_generations=method.num_generations,
-        max_completion_length=method.max_completion_length,
-        temperature=method.temperature,
-        top_k=method.top_k,
-        top_p=method.top_p,
-        beta=method.beta,
-        reward_weights=method.reward_weights,
-        use_vllm=method.use_vllm,
-        vllm_mode=method.vllm_mode,
-        vllm_gpu_memory_utilization=method.vllm_gpu_memory_utilization,
-    )
-    trainer = GRPOTrainer(
-        model=loaded.model,
-        reward_funcs=cast(Any, list(rewards.values())),
-        args=args,
-        train_dataset=train,
-        processing_class=loaded.tokenizer,
-    )
+    trainer = make_trainer(run_, loaded, train, rewards, job.folder / "trainer", job.report_to)
     RunningLoss.attach(trainer, job.checkpoint)
     with timed(job.timings, "train"):
         result = trainer.train(resume_from_checkpoint=job.checkpoint)

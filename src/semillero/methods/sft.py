@@ -10,17 +10,19 @@ test), and the side-by-side table goes in the record, the report and W&B.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import datasets
 from trl import SFTConfig, SFTTrainer
 
-from semillero.config.schema import SftMethodConfig
+from semillero.config.schema import RunConfig, SftMethodConfig
 from semillero.errors import DataError
 from semillero.evaluation.generate import Prompt, complete, sampling_config
 from semillero.evaluation.perplexity import perplexity
 from semillero.formats import FORMATS, question_prompt
 from semillero.methods import Job, Outcome, timed
 from semillero.methods.clm import RunningLoss, train_metrics
+from semillero.models.loader import LoadedModel
 from semillero.trainer_args import training_kwargs
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,32 @@ def contrast_answers(job: Job, method: SftMethodConfig) -> list[str]:
     return complete(loaded.model, loaded.tokenizer, prompts, sampling_config(c), job.run.seed)
 
 
+def make_trainer(
+    run: RunConfig,
+    loaded: LoadedModel,
+    pairs: datasets.DatasetDict,
+    output_dir: Path,
+    report_to: list[str],
+) -> SFTTrainer:
+    """The study's SFTTrainer for prompt/completion (or already tokenised) splits; also what
+    `semillero bench` times."""
+    method = run.method
+    assert isinstance(method, SftMethodConfig)
+    args = SFTConfig(
+        **training_kwargs(run, output_dir, report_to),
+        max_length=method.max_length,
+        packing=method.packing,
+        completion_only_loss=method.completion_only_loss,
+    )
+    return SFTTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=pairs["train"],
+        eval_dataset=pairs["test"],
+        processing_class=loaded.tokenizer,
+    )
+
+
 def run(job: Job) -> Outcome:
     method = job.run.method
     assert isinstance(method, SftMethodConfig)
@@ -56,19 +84,7 @@ def run(job: Job) -> Outcome:
     with timed(job.timings, "contrast"):
         before = contrast_answers(job, method)
 
-    args = SFTConfig(
-        **training_kwargs(run_, job.folder / "trainer", job.report_to),
-        max_length=method.max_length,
-        packing=method.packing,
-        completion_only_loss=method.completion_only_loss,
-    )
-    trainer = SFTTrainer(
-        model=loaded.model,
-        args=args,
-        train_dataset=pairs["train"],
-        eval_dataset=pairs["test"],
-        processing_class=loaded.tokenizer,
-    )
+    trainer = make_trainer(run_, loaded, pairs, job.folder / "trainer", job.report_to)
     job.record_data["fingerprints"] = {
         name: getattr(ds, "_fingerprint", None)
         for name, ds in (("train", trainer.train_dataset), ("test", trainer.eval_dataset))

@@ -138,7 +138,7 @@ def build_twin(
     model_class = twin_class(cfg)
     config = model_class.config_class(
         **cfg.twin.config,
-        vocab_size=len(tokenizer),
+        vocab_size=cfg.twin.embedding_rows or len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
