@@ -222,3 +222,59 @@ def test_inconsistent_distributed_settings_are_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(compose(overrides))
+
+
+def processes_reading(path: Path) -> list[int]:
+    """Live processes whose command line names `path` (Linux /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(path).encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_kill_stops_every_launched_process_and_marks_the_run_interrupted(
+    sig: str,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overrides = [
+        *cheap("method.distributed.strategy=ddp", "method.distributed.processes=2"),
+        "trainer.max_steps=100000",  # runs until it is stopped
+        "dataset.max_train_samples=1000",
+    ]
+    folder = run_dir(validate(compose(overrides)))
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "semillero.cli", "train", *overrides],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ranked = folder / "distributed" / "record.json"  # rank 0 writes it once the model is built
+    deadline = time.monotonic() + 120
+    while not ranked.is_file():
+        assert parent.poll() is None, "the run ended before its processes started"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    payload = folder / "distributed" / "payload.json"
+    assert processes_reading(payload), "the launched processes are not running"
+    parent.send_signal(getattr(signal, sig))  # to the runner only: it has its own session
+    assert parent.wait(timeout=90) != 0
+    record = read_record(folder / "record.json")
+    assert record.status == "interrupted"
+    assert record.model["source"].startswith("twin:")  # what rank 0 had recorded is kept
+    deadline = time.monotonic() + 10
+    while processes_reading(payload) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = processes_reading(payload)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left behind: {left}"

@@ -300,7 +300,8 @@ def launch(
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, start_new_session=True)
     try:
-        code = process.wait()
+        with _terminate_as_interrupt():
+            code = process.wait()
     except BaseException:
         _stop(process)
         raise
@@ -311,17 +312,46 @@ def launch(
         raise DistributedRunError(_failure(folder, code))
 
 
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While the processes run, SIGTERM (`kill`) stops them as Ctrl-C does, instead of ending
+    this process and leaving them behind. A handler someone else installed (submitit's under
+    Slurm) is left alone."""
+    import threading
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stops the launcher and every process it started (they share its session)."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+    """Stops the launcher and every process it started (they share its session): SIGTERM,
+    then SIGKILL to whatever of the group is still there after 30 s."""
+    for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
         except ProcessLookupError:
             return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            process.poll()  # reaps the launcher, so that only live members keep the group
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 def _merge(record: Any, folder: Path, files: dict[str, str]) -> None:
