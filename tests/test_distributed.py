@@ -65,6 +65,37 @@ def test_ddp_over_two_cpu_processes_matches_one_process_with_the_same_global_bat
     assert ddp.metrics["train_tokens"] == single.metrics["train_tokens"]
 
 
+def test_a_distributed_run_resumes_from_its_checkpoint_on_every_process() -> None:
+    """The skip/resume path of a re-run, as after a kill or a Slurm requeue: the last
+    checkpoint is taken up by both processes, and the run ends as an uninterrupted one."""
+    overrides = [
+        *NO_DROPOUT,
+        *STEPS,
+        "trainer.per_device_train_batch_size=2",
+        "trainer.save_strategy=steps",
+        "trainer.save_steps=2",
+        "method.distributed.strategy=ddp",
+        "method.distributed.processes=2",
+    ]
+    whole = run_tiny(*overrides)
+    folder = run_dir(validate(compose(cheap(*overrides))))
+    # As if killed after step 3: the checkpoint of step 4 was never written.
+    for path in sorted((folder / "trainer" / "checkpoint-4").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (folder / "trainer" / "checkpoint-4").rmdir()
+    whole.model_copy(update={"status": "failed"}).write(folder)
+    resumed = run_tiny(*overrides)
+    assert (resumed.status, resumed.attempt) == ("done", 2)
+    assert resumed.resumed_from == str(folder / "trainer" / "checkpoint-2")
+    assert resumed.distributed["processes"] == 2
+    torch.testing.assert_close(
+        resumed.metrics["train_loss"], whole.metrics["train_loss"], rtol=1e-5, atol=0
+    )
+    torch.testing.assert_close(
+        resumed.metrics["eval_loss"], whole.metrics["eval_loss"], rtol=1e-5, atol=0
+    )
+
+
 def test_a_failing_process_fails_the_run_with_its_rank_and_traceback() -> None:
     """A run left with a checkpoint that holds no weights: the runner resumes from it, and
     the launched processes fail when Trainer cannot load it."""

@@ -47,6 +47,8 @@ class RunningLoss(TrainerCallback):
         self.trainer._total_loss_scalar = self.start
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:  # one writer per checkpoint in a distributed run
+            return
         total = self.trainer._total_loss_scalar + self.trainer._tr_loss.item()
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         (folder / LOSS_FILE).write_text(json.dumps({"step": state.global_step, "sum": total}))
