@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,19 +37,9 @@ def visible_gpus() -> list[str]:
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [d for d in listed.split(",") if d.strip()]
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    from semillero.memory import nvidia_smi
+
+    return nvidia_smi("index")  # no torch: `semillero plan` loads nothing
 
 
 def pin_device(lock_dir: Path, devices: list[str] | None = None) -> str | None:

@@ -60,20 +60,31 @@ def estimate_gib(run: RunConfig) -> float | None:
     return (states + activations) / GIB
 
 
+def nvidia_smi(*fields: str) -> list[str]:
+    """Lines of `nvidia-smi --query-gpu=<fields>`, one per visible GPU; [] without one."""
+    if not shutil.which("nvidia-smi") or os.environ.get("CUDA_VISIBLE_DEVICES", "0") == "":
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
 def visible_device() -> tuple[str, float]:
     """(name, memory in GiB) of the first visible GPU, else of this machine's RAM."""
-    if shutil.which("nvidia-smi") and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != "":
+    lines = nvidia_smi("name", "memory.total")
+    if lines:
         try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.splitlines()[0]
-            name, mib = out.rsplit(",", 1)
+            name, mib = lines[0].rsplit(",", 1)
             return name.strip(), float(mib) / 1024
-        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        except ValueError:
             pass
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
     return "cpu RAM", ram
