@@ -196,3 +196,14 @@ def test_the_tiny_bench_runs_every_case(isolated: Path) -> None:
     assert all(t["met"] is None for t in written["targets"])  # tiny: never a result
     assert result.with_suffix(".png").stat().st_size > 0
     assert "not a result" in result.with_suffix(".md").read_text()
+
+
+def test_the_attended_length_of_padded_and_padding_free_batches() -> None:
+    from semillero.bench.run import attended_length
+
+    padded = {"input_ids": torch.zeros(4, 256, dtype=torch.long)}
+    assert attended_length(padded) == 256
+    # One padding-free row holding documents of 3, 1 and 4 tokens: (9 + 1 + 16) / 8.
+    positions = torch.tensor([[0, 1, 2, 0, 0, 1, 2, 3]])
+    free = {"input_ids": torch.zeros(1, 8, dtype=torch.long), "position_ids": positions}
+    assert attended_length(free) == pytest.approx(26 / 8)

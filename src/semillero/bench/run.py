@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
 import math
@@ -50,7 +51,7 @@ class StepClock(TrainerCallback):
         self.warmup = warmup
         self.steps: list[dict[str, float]] = []
         self.generation_total = 0.0
-        self.lengths: list[int] = []  # sequence length of each measured micro-batch
+        self.lengths: list[float] = []  # attended length of each measured micro-batch
         self._start = self._generation_at_start = 0.0
 
     @property
@@ -88,12 +89,23 @@ class StepClock(TrainerCallback):
 
     def shape_recorder(self, training_step: Any) -> Any:
         def wrapper(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-            ids = inputs.get("input_ids") if isinstance(inputs, dict) else None
-            if self.measuring and ids is not None:
-                self.lengths.append(int(ids.shape[-1]))
+            if self.measuring and isinstance(inputs, dict) and "input_ids" in inputs:
+                self.lengths.append(attended_length(inputs))
             return training_step(model, inputs, *args, **kwargs)
 
         return wrapper
+
+
+def attended_length(inputs: dict[str, Any]) -> float:
+    """The T of the attention term for one micro-batch: the row length when rows are padded
+    or packed into blocks (every position attends over the row), and Σl²/Σl over the
+    documents of a padding-free row (TRL's packing: each document attends over itself)."""
+    ids, positions = inputs["input_ids"], inputs.get("position_ids")
+    if positions is None or ids.shape[0] != 1:
+        return float(ids.shape[-1])
+    starts = [*(positions[0] == 0).nonzero().flatten().tolist(), int(positions.shape[-1])]
+    docs = [b - a for a, b in itertools.pairwise(starts) if b > a]
+    return sum(d * d for d in docs) / max(sum(docs), 1)
 
 
 def synthetic_lengths(lengths: Lengths, rows: int, rng: np.random.Generator) -> list[int]:
