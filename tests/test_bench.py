@@ -207,3 +207,15 @@ def test_the_attended_length_of_padded_and_padding_free_batches() -> None:
     positions = torch.tensor([[0, 1, 2, 0, 0, 1, 2, 3]])
     free = {"input_ids": torch.zeros(1, 8, dtype=torch.long), "position_ids": positions}
     assert attended_length(free) == pytest.approx(26 / 8)
+
+
+def test_a_profiled_step_says_where_the_time_goes(isolated: Path) -> None:
+    assert bench(["scale=tiny", "cases=[clm]", "profile=true"]) == 0
+    (result,) = (isolated / "tiny" / "bench").glob("*.json")
+    ran = [r for r in json.loads(result.read_text())["results"] if "step_seconds" in r]
+    assert ran and all(r["steps_measured"] == 2 for r in ran)  # the profiled step is extra
+    for r in ran:
+        ops = r["profile"]
+        assert ops and all(op["self_ms"] >= 0 and op["calls"] > 0 for op in ops)
+        assert [op["self_ms"] for op in ops] == sorted((op["self_ms"] for op in ops), reverse=True)
+    assert "Where a step of clm/seed goes" in result.with_suffix(".md").read_text()

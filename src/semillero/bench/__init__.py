@@ -54,6 +54,9 @@ class BenchConfig(Schema):
     scale: Literal["full", "tiny"]
     seed: int
     output_dir: str
+    profile: bool = Field(
+        False, description="Profile one more step per variant: its costliest operators."
+    )
     cases: list[CaseName]
     clm: CaseConfig
     sft: CaseConfig

@@ -121,6 +121,22 @@ def markdown(doc: dict[str, Any]) -> str:
             )
             + " |"
         )
+    for r in doc["results"]:
+        if r.get("profile"):
+            lines += [
+                "",
+                f"Where a step of {r['case']}/{r['variant']} goes (one profiled step):",
+                "",
+            ]
+            lines += [
+                "| operator | self ms | share of step | calls |",
+                "| --- | ---: | ---: | ---: |",
+            ]
+            for op in r["profile"]:
+                share = _num(op["share_of_step"], "{:.1%}")
+                lines.append(
+                    f"| `{op['operator']}` | {op['self_ms']:.2f} | {share} | {op['calls']} |"
+                )
     rows = doc.get("targets") or []
     if rows:
         lines += [

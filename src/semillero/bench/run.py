@@ -47,26 +47,40 @@ class StepClock(TrainerCallback):
     """Times every optimizer step (CUDA synchronised) and the generation inside it, and
     resets the peak-memory counter when the measured steps begin."""
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
+    def __init__(self, warmup: int, measure: int, profile: bool = False) -> None:
+        self.warmup, self.measure = warmup, measure
+        self.profile_step = warmup + measure if profile else None  # one more step, profiled
         self.steps: list[dict[str, float]] = []
         self.generation_total = 0.0
         self.lengths: list[float] = []  # attended length of each measured micro-batch
+        self.profile: list[dict[str, Any]] = []  # the profiled step's costliest operators
+        self._profiler: Any = None
         self._start = self._generation_at_start = 0.0
 
     @property
     def measuring(self) -> bool:
-        return len(self.steps) >= self.warmup
+        return self.warmup <= len(self.steps) < self.warmup + self.measure
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         _sync()
         if len(self.steps) == self.warmup and torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
+        if len(self.steps) == self.profile_step:
+            from torch.profiler import ProfilerActivity, profile
+
+            kinds = [ProfilerActivity.CPU]
+            kinds += [ProfilerActivity.CUDA] if torch.cuda.is_available() else []
+            self._profiler = profile(activities=kinds)
+            self._profiler.__enter__()
         self._start = time.perf_counter()
         self._generation_at_start = self.generation_total
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         _sync()
+        if self._profiler is not None:
+            self._profiler.__exit__(None, None, None)
+            self.profile = top_operators(self._profiler, time.perf_counter() - self._start)
+            self._profiler = None
         self.steps.append(
             {
                 "seconds": time.perf_counter() - self._start,
@@ -94,6 +108,24 @@ class StepClock(TrainerCallback):
             return training_step(model, inputs, *args, **kwargs)
 
         return wrapper
+
+
+def top_operators(profiler: Any, step_seconds: float, rows: int = 12) -> list[dict[str, Any]]:
+    """The profiled step's operators by their own (self) device time, or CPU time without
+    CUDA: where a step's time goes, when a target is missed."""
+    device = torch.cuda.is_available()
+    key = "self_device_time_total" if device else "self_cpu_time_total"
+    events = sorted(profiler.key_averages(), key=lambda e: getattr(e, key), reverse=True)
+    total_us = step_seconds * 1e6
+    return [
+        {
+            "operator": e.key,
+            "self_ms": round(getattr(e, key) / 1000, 3),
+            "share_of_step": round(getattr(e, key) / total_us, 4) if total_us else None,
+            "calls": e.count,
+        }
+        for e in events[:rows]
+    ]
 
 
 def attended_length(inputs: dict[str, Any]) -> float:
@@ -131,7 +163,7 @@ def variant_overrides(
         "scale=tiny",  # the twin path, at the shape below: random weights, no download
         "tracker=none",
         f"seed={bench.seed}",
-        f"trainer.max_steps={sum(steps)}",
+        f"trainer.max_steps={sum(steps) + (1 if bench.profile else 0)}",
         "trainer.eval_strategy=no",
         "trainer.save_strategy=no",
         "trainer.load_best_model_at_end=false",
@@ -193,16 +225,16 @@ def measure(
     trainer = _trainer(name, run, loaded, rows, lengths, case, rng, folder / "trainer")
     if variant in case.compiled_decoding:
         trainer.generation_config.disable_compile = False  # TRL turns it off; we measure it on
-    clock = StepClock(warmup)
+    clock = StepClock(warmup, steps, profile=bench.profile)
     trainer.add_callback(clock)
     trainer.training_step = clock.shape_recorder(trainer.training_step)
     loaded.model.generate = clock.timed_generate(loaded.model.generate)
     trainer.train()
-    measured = clock.steps[warmup:]
+    measured = clock.steps[warmup : warmup + steps]
     if len(measured) < steps:
         raise RuntimeError(f"{len(measured)} steps measured of {steps}: too few rows")
     seconds = [s["seconds"] for s in measured]
-    tokens = clock.steps[-1]["tokens_seen"] - clock.steps[warmup - 1]["tokens_seen"]
+    tokens = measured[-1]["tokens_seen"] - clock.steps[warmup - 1]["tokens_seen"]
     result: dict[str, Any] = {
         "model": f"{run.model.architecture} ({run.model.name} shape)",
         "parameters": {
@@ -220,6 +252,8 @@ def measure(
         if torch.cuda.is_available()
         else None,
     }
+    if clock.profile:
+        result["profile"] = clock.profile
     if name == "grpo":
         generation = [s["generation_seconds"] for s in measured]
         result["generation_seconds"] = statistics.median(generation)
