@@ -86,11 +86,8 @@ def bench(args: list[str]) -> int:
 
 def export(args: list[str]) -> int:
     """Merges a run's adapter, writes GGUF and a Modelfile (see semillero.export)."""
-    dtype = "bfloat16"
-    if "--dtype" in args:
-        i = args.index("--dtype")
-        dtype = args[i + 1] if i + 1 < len(args) else ""
-        args = args[:i] + args[i + 2 :]
+    args = list(args)
+    dtype = _option(args, "--dtype", "bfloat16")
     if dtype not in ("bfloat16", "float16"):
         raise SemilleroError(f"--dtype {dtype!r}: use bfloat16 or float16")
     if len(args) != 1:

@@ -42,6 +42,7 @@ class CaseConfig(Schema):
 
 
 class TinyConfig(Schema):
+    output_dir: str = Field(description="Where SCALE=tiny writes (not results).")
     rows: int
     lengths: Lengths
     overrides: list[str]

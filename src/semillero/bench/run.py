@@ -383,12 +383,7 @@ def bench(overrides: list[str]) -> int:
             "none here: run it on a GPU machine (make bench), or check that it runs with "
             "make bench SCALE=tiny"
         )
-    if cfg.scale == "tiny":
-        import os
-
-        folder = Path(os.environ.get("SEMILLERO_OUTPUT_DIR", "outputs")) / "tiny" / "bench"
-    else:
-        folder = repo / cfg.output_dir
+    folder = Path(cfg.tiny.output_dir) if cfg.scale == "tiny" else repo / cfg.output_dir
     doc: dict[str, Any] = {
         "scale": cfg.scale,
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
