@@ -341,3 +341,14 @@ def test_splits_are_deduplicated_across_splits(tmp_path: Path) -> None:
     assert len(inputs) == len(set(inputs)) == 19  # 19 of the 20 possible: collisions were redrawn
     with pytest.raises(ConfigError, match="distinct new inputs"):
         write_splits(spec, tmp_path / "more", {"a": 15, "b": 6}, seed=3)
+
+
+@pytest.mark.parametrize("option", [["--train", "abc"], ["--seed", "-3"]])
+def test_a_bad_count_on_the_command_line_is_one_error(
+    option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from semillero.cli import main
+
+    assert main(["data", "synth-reports", "--out", str(tmp_path / "out"), *option]) == 2
+    assert f"{option[0]} {option[1]!r}: give a whole number" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

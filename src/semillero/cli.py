@@ -117,6 +117,14 @@ def _option(args: list[str], name: str, default: str | None = None) -> str | Non
     return value
 
 
+def _count(args: list[str], name: str, default: str) -> int:
+    """A whole-number option (removed from args), or one error naming it."""
+    value = _option(args, name, default) or default
+    if not value.isdigit():
+        raise SemilleroError(f"{name} {value!r}: give a whole number, e.g. {name} {default}")
+    return int(value)
+
+
 def axolotl(args: list[str]) -> int:
     """`render EXP=…`: every run's Axolotl YAML, checked in Axolotl's venv, not trained.
     `check <yaml>…`: any Axolotl YAML against Axolotl's schema and our checks."""
@@ -163,10 +171,10 @@ def data(args: list[str]) -> int:
     if out is None:
         raise SemilleroError("semillero data synth-reports needs --out DIR")
     sizes = {
-        split: int(_option(rest, f"--{split}", default) or 0)
+        split: _count(rest, f"--{split}", default)
         for split, default in (("train", "400"), ("validation", "40"), ("test", "100"))
     }
-    seed = int(_option(rest, "--seed", "2025") or 0)
+    seed = _count(rest, "--seed", "2025")
     spec = _option(rest, "--spec")
     if rest:
         raise SemilleroError(f"unknown option(s) {rest}: see semillero --help")
