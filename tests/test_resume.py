@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from tests.conftest import REPO
 from tests.helpers.runs import cheap, run_tiny
 
 SEMILLERO = str(Path(sys.executable).parent / "semillero")
+KILL_HOOK = Path(__file__).parent / "helpers" / "kill_after_save"  # its sitecustomize.py
 
 
 def test_a_finished_run_is_skipped() -> None:
@@ -102,24 +102,26 @@ def weights(folder: Path) -> str:
 
 
 def test_a_killed_sweep_resumes_where_it_stopped(isolated: Path, tmp_path: Path) -> None:
-    env = os.environ.copy()
     folders = [run_dir(validate(compose(p))) for p in expand_grid(SWEEP)]
-    # Start the sweep and SIGKILL it once run 2 has written its first checkpoint.
-    proc = subprocess.Popen(
+    # The sweep SIGKILLs itself once run 2 has written its first checkpoint (the hook below).
+    env = os.environ.copy()
+    killed = env | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(KILL_HOOK), env.get("PYTHONPATH")])),
+        "SEMILLERO_TEST_KILL_AFTER_SAVE": str(folders[1] / "trainer"),
+    }
+    proc = subprocess.run(
         [SEMILLERO, "train", "-m", *SWEEP],
         cwd=REPO,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env=killed,
+        start_new_session=True,  # its own process group: the kill takes the sweep alone
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    deadline = time.monotonic() + 300
-    while last_complete_checkpoint(folders[1] / "trainer") is None:
-        assert proc.poll() is None, "the sweep ended before run 2 wrote a checkpoint"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert last_complete_checkpoint(folders[1] / "trainer") == str(
+        folders[1] / "trainer" / "checkpoint-10"
+    )
     assert read_record(folders[0] / RECORD).status == "done"
     assert read_record(folders[1] / RECORD).status == "running"  # killed: never closed
     assert not (folders[2] / RECORD).exists()
