@@ -18,7 +18,7 @@ from semillero.bench.flops import (
     mfu,
     peak_flops,
 )
-from semillero.bench.output import markdown, targets, update_readme
+from semillero.bench.output import markdown, targets, update_readme, write
 from semillero.bench.run import bench, load_config
 from semillero.config.compose import compose, validate
 from semillero.models.twin import twin_class
@@ -166,6 +166,18 @@ def test_the_readme_shows_full_scale_runs_only(tmp_path: Path) -> None:
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="bench-results:start"):
         update_readme(tmp_path, readme)
+
+
+def test_running_the_cases_one_at_a_time_keeps_each_ones_files(tmp_path: Path) -> None:
+    for cases in (["clm", "sft", "grpo"], ["clm"], ["sft"], ["grpo", "clm"]):
+        write(doc("full", "2026-12-01") | {"config": {"cases": cases}}, tmp_path)
+    stems = sorted(p.stem for p in tmp_path.glob("*.json"))
+    day = "nvidia-h100-80gb-hbm3-2026-12-01"
+    assert stems == [day, f"{day}-clm", f"{day}-grpo-clm", f"{day}-sft"]
+    assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".md", ".png"}
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench-results:start -->\n<!-- bench-results:end -->\n")
+    assert update_readme(tmp_path, readme) == 4
 
 
 def test_full_scale_needs_a_gpu() -> None:

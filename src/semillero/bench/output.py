@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from semillero.bench import CaseName
 from semillero.bench.flops import FORMULA
 
 # The issue's targets (ours vs the sources' recipes) and the source's own GRPO figure.
@@ -188,9 +189,14 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
 def write(doc: dict[str, Any], folder: Path) -> dict[str, Path]:
     """<device>-<date>.json/.md/.png in `folder`; the JSON is rewritten after every case, so
-    a run that stops keeps the cases it finished."""
+    a run that stops keeps the cases it finished. A run of some of the cases only
+    (`cases=[clm]`) is <device>-<date>-clm.*, so running the cases one at a time, as on a
+    machine with a time limit per job, keeps each one's files."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{slug(doc['machine']['device'])}-{doc['date']}"
+    cases = doc["config"]["cases"]
+    if sorted(cases) != sorted(get_args(CaseName)):
+        stem += "-" + "-".join(cases)
     paths = {
         "json": folder / f"{stem}.json",
         "md": folder / f"{stem}.md",
