@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from semillero.config.compose import compose, expand_grid, run_dir, validate
 from semillero.methods.clm import LOSS_FILE
+from semillero.errors import SemilleroError
 from semillero.records import RECORD, read_record
 from semillero.runner import execute, last_complete_checkpoint
 from tests.conftest import REPO
@@ -38,6 +39,21 @@ def test_force_sets_the_earlier_attempt_aside(isolated: Path) -> None:
     assert forced.status == "done" and forced.started_at >= first.started_at
     aside = list(isolated.rglob("*.replaced-*"))
     assert len(aside) == 1 and read_record(aside[0] / RECORD) == first
+
+
+def test_force_with_bad_input_leaves_the_finished_run_in_place(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run_tiny("model=distilgpt2")
+
+    def broken(run: object) -> None:
+        raise SemilleroError("the data file is broken")
+
+    monkeypatch.setattr("semillero.runner.prepare_data", broken)
+    with pytest.raises(SemilleroError, match="broken"):
+        run_tiny("model=distilgpt2", force=True)
+    assert not list(isolated.rglob("*.replaced-*"))
+    assert read_record(next(isolated.rglob(RECORD))) == first
 
 
 def test_a_run_locked_by_another_process_is_skipped(isolated: Path) -> None:

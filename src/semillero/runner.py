@@ -106,38 +106,31 @@ def execute(
         lock.release()
 
 
-def _previous(folder: Path, force: bool) -> RunRecord | None:
-    """The record a run left before, or None when it starts afresh. With force, an earlier
-    attempt is renamed `<run>.replaced-<time>`: set aside, never deleted."""
+def _previous(folder: Path) -> RunRecord | None:
+    """The record a run left before, or None when it starts afresh."""
     path = folder / RECORD
-    if not path.is_file():
-        return None
-    if force:
-        aside = folder.with_name(f"{folder.name}.replaced-{now().replace(':', '')}")
-        folder.rename(aside)
-        print(f"[semillero] {folder.name}: FORCE: earlier attempt moved to {aside}", flush=True)
-        return None
-    return read_record(path)
+    return read_record(path) if path.is_file() else None
+
+
+def _set_aside(folder: Path) -> None:
+    """FORCE: the earlier attempt is renamed `<run>.replaced-<time>`, never deleted. Called
+    once the new attempt's checks and data have passed, so a bad input never hides a run."""
+    aside = folder.with_name(f"{folder.name}.replaced-{now().replace(':', '')}")
+    folder.rename(aside)
+    print(f"[semillero] {folder.name}: FORCE: earlier attempt moved to {aside}", flush=True)
 
 
 def _execute(
     run: RunConfig, config: dict[str, Any], overrides: list[str], force: bool, folder: Path
 ) -> RunRecord:
-    previous = _previous(folder, force)
-    if previous is not None and previous.status == "done":
+    previous = _previous(folder)
+    if previous is not None and previous.status == "done" and not force:
         print(
             f"[semillero] {folder.name}: done on {previous.finished_at}; skipped "
             "(FORCE=1 runs it again)",
             flush=True,
         )
         return previous
-    checkpoint = last_complete_checkpoint(folder / "trainer") if previous else None
-    if previous is not None:
-        print(
-            f"[semillero] {folder.name}: was {previous.status}; "
-            + (f"resuming from {checkpoint}" if checkpoint else "no checkpoint, starting over"),
-            flush=True,
-        )
     timer = Timer()
     preflight(run)
     if run.method.name != "axolotl":  # Axolotl checks its own optimizer names (and has more)
@@ -156,6 +149,16 @@ def _execute(
         f"of {data_info['rows_in']}",
         flush=True,
     )
+    if previous is not None and force:
+        _set_aside(folder)
+        previous = None
+    checkpoint = last_complete_checkpoint(folder / "trainer") if previous else None
+    if previous is not None:
+        print(
+            f"[semillero] {folder.name}: was {previous.status}; "
+            + (f"resuming from {checkpoint}" if checkpoint else "no checkpoint, starting over"),
+            flush=True,
+        )
 
     record = RunRecord(
         run_name=folder.name,
