@@ -16,8 +16,8 @@ from filelock import FileLock
 from omegaconf import OmegaConf
 
 from semillero.config.compose import compose, expand_grid, run_dir, validate
-from semillero.methods.clm import LOSS_FILE
 from semillero.errors import SemilleroError
+from semillero.methods.clm import LOSS_FILE
 from semillero.records import RECORD, read_record
 from semillero.runner import execute, last_complete_checkpoint
 from tests.conftest import REPO

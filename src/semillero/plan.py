@@ -1,7 +1,8 @@
 """`semillero plan`: validate and list every run of a study before it spends GPU time.
 
-Nothing here imports torch, transformers or datasets: composing, validating and checking
-paths is enough to catch a typo before a sweep starts.
+Composing, validating and checking paths catches most typos; the trainer settings are then
+checked by building the method's TrainingArguments (semillero.checks), which imports
+transformers once. Nothing loads weights or data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from semillero.checks import check_lengths, check_recipe
 from semillero.config.compose import compose, expand_grid, run_dir, validate
 from semillero.config.schema import CorpusConfig, DatasetConfig, RunConfig
 from semillero.data.source import check_source, resolve_source
@@ -42,9 +44,12 @@ def run_status(run: RunConfig) -> str | None:
 
 
 def preflight(run: RunConfig) -> None:
-    """Checks that need no data and no model: local paths exist, sources resolve, the
-    libraries the run needs are installed."""
+    """Checks that need no data and no weights: local paths exist, the lengths fit the
+    model, transformers/TRL accept the trainer settings, sources resolve, the libraries the
+    run needs are installed."""
     model_source(run.model, run.scale)
+    check_lengths(run)
+    check_recipe(run)
     for source in data_sources(run):
         check_source(source, resolve_source(source, run.scale))
     quantised = run.adapter.quantization is not None or run.model.prequantized

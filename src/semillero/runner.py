@@ -25,6 +25,7 @@ from semillero.methods import Job, method_runner
 from semillero.methods.clm import LOSS_FILE
 from semillero.models.adapter import attach_adapter, check_targets, meta_model, quantised_layers
 from semillero.models.loader import load_model
+from semillero.models.source import check_cached
 from semillero.models.twin import twin_class
 from semillero.plan import preflight
 from semillero.records import (
@@ -38,7 +39,7 @@ from semillero.records import (
     stack_versions,
 )
 from semillero.tracking.wandb import Tracker, make_tracker
-from semillero.trainer_args import check_names, resolve_precision
+from semillero.trainer_args import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,7 @@ def _execute(
         )
         return previous
     timer = Timer()
-    preflight(run)
-    if run.method.name != "axolotl":  # Axolotl checks its own optimizer names (and has more)
-        check_names(run.trainer)
+    preflight(run)  # paths, lengths, the trainer settings as transformers/TRL see them
     if run.scale == "tiny":
         twin_class(run.model)  # a typo in the twin's shape fails here, not after the record
     if run.adapter.type == "lora":
@@ -149,6 +148,7 @@ def _execute(
         f"of {data_info['rows_in']}",
         flush=True,
     )
+    check_cached(run.model, run.scale)  # offline: the hub model is in the cache
     if previous is not None and force:
         _set_aside(folder)
         previous = None

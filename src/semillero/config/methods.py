@@ -78,6 +78,11 @@ class AdapterConfig(Schema):
                 "adapter.quantization needs adapter.type=lora: a 4-bit base cannot be "
                 "fully fine-tuned (use adapter=qlora)"
             )
+        if self.target_modules == []:
+            raise ValueError(
+                "adapter.target_modules is empty, so LoRA would train nothing: name the "
+                "modules (e.g. [q_proj, v_proj]), or use all-linear"
+            )
         return self
 
 

@@ -327,27 +327,27 @@ class SharedEvalConfig(Schema):
 class TrainerConfig(Schema):
     """A subset of transformers.TrainingArguments, under the same names."""
 
-    num_train_epochs: float = Field(1, gt=0)
-    max_steps: int = Field(-1, description="> 0 overrides num_train_epochs.")
+    num_train_epochs: float = Field(1, gt=0, allow_inf_nan=False)
+    max_steps: int = Field(-1, ge=-1, description="> 0 overrides num_train_epochs; -1: epochs.")
     per_device_train_batch_size: int = Field(8, gt=0)
     per_device_eval_batch_size: int = Field(8, gt=0)
     gradient_accumulation_steps: int = Field(1, gt=0)
-    learning_rate: float = Field(5e-5, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    learning_rate: float = Field(5e-5, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
     warmup_steps: float = Field(
         0, ge=0, description=">= 1: steps; < 1: a fraction of the run (the old warmup_ratio)."
     )
     adam_beta1: float = Field(0.9, ge=0, lt=1)
     adam_beta2: float = Field(0.999, ge=0, lt=1)
     lr_scheduler_type: str = "linear"
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = Field(1.0, ge=0, allow_inf_nan=False, description="0: no clipping.")
     eval_strategy: Literal["no", "steps", "epoch"] = "no"
-    eval_steps: int | None = None
+    eval_steps: int | None = Field(None, gt=0)
     logging_steps: int = Field(50, gt=0)
     logging_first_step: bool = False
     save_strategy: Literal["no", "steps", "epoch", "best"] = "no"
-    save_steps: int = 500
-    save_total_limit: int | None = None
+    save_steps: int = Field(500, gt=0)
+    save_total_limit: int | None = Field(None, gt=0)
     load_best_model_at_end: bool = False
     metric_for_best_model: str | None = Field(None, description="e.g. eval_loss.")
     greater_is_better: bool | None = None
@@ -357,6 +357,22 @@ class TrainerConfig(Schema):
     optim: str = "adamw_torch"
     torch_compile: bool = Field(False, description="Compile the model (torch.compile).")
     dataloader_num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainerConfig:
+        if self.max_steps == 0:
+            raise ValueError(
+                "trainer.max_steps=0 trains nothing: set a number of steps, or -1 to train "
+                "for num_train_epochs"
+            )
+        if self.fp16 and self.bf16:
+            raise ValueError("trainer.fp16 and trainer.bf16 are both true: pick one")
+        if self.save_strategy == "best" and not self.metric_for_best_model:
+            raise ValueError(
+                "trainer.save_strategy=best saves when a metric improves, and "
+                "trainer.metric_for_best_model names none: set it (e.g. eval_loss)"
+            )
+        return self
 
 
 class TrackerConfig(Schema):
@@ -416,7 +432,7 @@ class RunConfig(Schema):
     scale: Literal["full", "tiny"] = Field(
         description="full: hub ids / local paths; tiny: offline twins and fixtures."
     )
-    seed: int
+    seed: int = Field(ge=0, lt=2**32, description="numpy's seeds are 0 .. 2**32-1.")
     paths: PathsConfig
     model: ModelConfig
     dataset: AnyDataset
@@ -470,16 +486,19 @@ class RunConfig(Schema):
                 f"it can only be trained through an adapter over the 4-bit base: adapter=qlora "
                 f"(not {adapter.name})"
             )
-        if isinstance(method, SftMethodConfig) and method.format == "chat":
-            has_template = (
-                self.model.chat if self.scale == "full" else self.model.twin.chat_template
+        has_template = self.model.chat if self.scale == "full" else self.model.twin.chat_template
+        if isinstance(method, SftMethodConfig) and method.format == "chat" and not has_template:
+            raise ValueError(
+                f"method.format=chat needs a chat template, and model {self.model.name} has "
+                "none (a base model): use method.format=alpaca, or an instruct model"
             )
+        if isinstance(method, GrpoMethodConfig):
             if not has_template:
                 raise ValueError(
-                    f"method.format=chat needs a chat template, and model {self.model.name} has "
-                    "none (a base model): use method.format=alpaca, or an instruct model"
+                    f"method grpo writes its prompts as chat messages (system + question), and "
+                    f"model {self.model.name} has no chat template (a base model): use an "
+                    "instruct model (e.g. model=gemma-3-1b-it)"
                 )
-        if isinstance(method, GrpoMethodConfig):
             t = self.trainer
             batch = t.per_device_train_batch_size * t.gradient_accumulation_steps
             if batch % method.num_generations:

@@ -68,20 +68,13 @@ def drop_long_prompts(
     return kept, dropped
 
 
-def make_trainer(
-    run: RunConfig,
-    loaded: LoadedModel,
-    train: datasets.Dataset,
-    rewards: dict[str, RewardFunc],
-    output_dir: Path,
-    report_to: list[str],
-) -> GRPOTrainer:
-    """The study's GRPOTrainer over chat prompts; also what `semillero bench` times."""
+def training_config(run: RunConfig, output_dir: Path, report_to: list[str]) -> GRPOConfig:
+    """The run's GRPOConfig (TRL checks the batch and group sizes when it is built)."""
     method = run.method
     assert isinstance(method, GrpoMethodConfig)
     kwargs = training_kwargs(run, output_dir, report_to)
     kwargs["include_num_input_tokens_seen"] = "no"  # GRPO batches are not input_ids batches
-    args = GRPOConfig(
+    return GRPOConfig(
         **kwargs,
         num_generations=method.num_generations,
         max_completion_length=method.max_completion_length,
@@ -95,10 +88,21 @@ def make_trainer(
         vllm_gpu_memory_utilization=method.vllm_gpu_memory_utilization,
         cache_implementation=method.cache_implementation,
     )
+
+
+def make_trainer(
+    run: RunConfig,
+    loaded: LoadedModel,
+    train: datasets.Dataset,
+    rewards: dict[str, RewardFunc],
+    output_dir: Path,
+    report_to: list[str],
+) -> GRPOTrainer:
+    """The study's GRPOTrainer over chat prompts; also what `semillero bench` times."""
     return GRPOTrainer(
         model=loaded.model,
         reward_funcs=cast(Any, list(rewards.values())),
-        args=args,
+        args=training_config(run, output_dir, report_to),
         train_dataset=train,
         processing_class=loaded.tokenizer,
     )

@@ -49,6 +49,18 @@ def contrast_answers(job: Job, method: SftMethodConfig) -> list[str]:
     return complete(loaded.model, loaded.tokenizer, prompts, sampling_config(c), job.run.seed)
 
 
+def training_config(run: RunConfig, output_dir: Path, report_to: list[str]) -> SFTConfig:
+    """The run's SFTConfig (TRL checks the combination when it is built)."""
+    method = run.method
+    assert isinstance(method, SftMethodConfig)
+    return SFTConfig(
+        **training_kwargs(run, output_dir, report_to),
+        max_length=method.max_length,
+        packing=method.packing,
+        completion_only_loss=method.completion_only_loss,
+    )
+
+
 def make_trainer(
     run: RunConfig,
     loaded: LoadedModel,
@@ -58,17 +70,9 @@ def make_trainer(
 ) -> SFTTrainer:
     """The study's SFTTrainer for prompt/completion (or already tokenised) splits; also what
     `semillero bench` times."""
-    method = run.method
-    assert isinstance(method, SftMethodConfig)
-    args = SFTConfig(
-        **training_kwargs(run, output_dir, report_to),
-        max_length=method.max_length,
-        packing=method.packing,
-        completion_only_loss=method.completion_only_loss,
-    )
     return SFTTrainer(
         model=loaded.model,
-        args=args,
+        args=training_config(run, output_dir, report_to),
         train_dataset=pairs["train"],
         eval_dataset=pairs["test"],
         processing_class=loaded.tokenizer,
