@@ -231,3 +231,12 @@ def test_a_profiled_step_says_where_the_time_goes(isolated: Path) -> None:
         assert ops and all(op["self_ms"] >= 0 and op["calls"] > 0 for op in ops)
         assert [op["self_ms"] for op in ops] == sorted((op["self_ms"] for op in ops), reverse=True)
     assert "Where a step of clm/seed goes" in result.with_suffix(".md").read_text()
+
+
+def test_a_bad_bench_setting_is_one_error_naming_the_fix() -> None:
+    from semillero.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cases\.0: Input should be 'clm', 'sft' or 'grpo'"):
+        load_config(["scale=tiny", "cases=[foo]"])
+    with pytest.raises(ConfigError, match="Did you mean 'cases'"):
+        load_config(["scale=tiny", "case=[clm]"])

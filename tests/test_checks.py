@@ -6,6 +6,9 @@ hub model when offline."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from tests.conftest import REPO
 from tests.helpers.runs import cheap
 
 GRPO = ["experiment=iberotales_grpo", "scale=tiny"]
+SEMILLERO = str(Path(sys.executable).parent / "semillero")
 
 
 def error(*overrides: str) -> str:
@@ -169,3 +173,22 @@ def test_an_uncached_hub_model_offline_fails_before_the_record(
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("abc")
     check_cached(run.model, run.scale)
+
+
+def test_a_sweep_whose_runs_all_fail_says_so_instead_of_reporting(
+    isolated: Path, tmp_path: Path
+) -> None:
+    poems = REPO / "src" / "semillero" / "fixtures" / "spanish-poetry" / "poems.csv"
+    env = os.environ | {"HF_HUB_CACHE": str(tmp_path / "hub")}  # empty: nothing cached
+    out = subprocess.run(
+        [SEMILLERO, "sweep", "EXP=gpt2_screening", f"dataset.path={poems}", "tracker=none"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    assert out.returncode == 1
+    assert out.stderr.count("is not in the Hugging Face cache") == 7
+    assert "no run finished, so there is no report" in out.stdout
+    assert "0/7 runs done" in out.stdout
+    assert not list(isolated.rglob("record.json"))

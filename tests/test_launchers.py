@@ -85,3 +85,10 @@ def test_slurm_settings_reach_the_script(capsys: pytest.CaptureFixture) -> None:
 def test_ray_without_its_plugin_names_the_fix() -> None:
     with pytest.raises(ConfigError, match="venv of its own"):
         check_launcher(["experiment=gpt2_screening", "hydra/launcher=ray"])
+
+
+def test_a_single_run_with_ray_without_its_plugin_names_the_fix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["train", "SCALE=tiny", "LAUNCHER=ray"]) == 2
+    assert "venv of its own" in capsys.readouterr().err

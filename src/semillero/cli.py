@@ -192,8 +192,10 @@ def train(overrides: list[str], multirun: bool = False, checked: bool = False) -
     """
     import hydra
 
+    from semillero.launchers import check_launcher
     from semillero.plan import preflight
 
+    check_launcher(overrides)
     if "-m" in overrides or "--multirun" in overrides:
         multirun = True
         overrides = [o for o in overrides if o not in ("-m", "--multirun")]
@@ -276,7 +278,9 @@ def sweep(overrides: list[str]) -> int:
     else:
         code = train(overrides, multirun=True, checked=True)
     unfinished = [r for r in runs if run_status(r) != "done"]
-    if runs[0].report is not None:
+    if len(unfinished) == len(runs):
+        print("\n[semillero] no run finished, so there is no report: see the errors above")
+    elif runs[0].report is not None:
         print(_report(runs[0].report, study_dir(runs[0]), runs), flush=True)
     elapsed = time.perf_counter() - start
     print(

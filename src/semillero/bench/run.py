@@ -358,10 +358,17 @@ def summary(entry: dict[str, Any]) -> str:
 
 def load_config(overrides: list[str]) -> BenchConfig:
     from omegaconf import OmegaConf
+    from pydantic import ValidationError
+
+    from semillero.config.compose import explain
+    from semillero.errors import ConfigError
 
     cfg = compose(overrides, config_name="bench")
     data = OmegaConf.to_container(cfg, resolve=True)
-    return BenchConfig.model_validate(data)
+    try:
+        return BenchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(explain(exc, BenchConfig)) from None
 
 
 def bench(overrides: list[str]) -> int:

@@ -116,15 +116,16 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError(explain(exc)) from None
 
 
-def _explain(exc: ValidationError) -> str:
+def explain(exc: ValidationError, root: type[BaseModel] = RunConfig) -> str:
+    """One line per problem pydantic found in a config whose schema is `root`."""
     lines = [f"invalid config ({exc.error_count()} problem(s)):"]
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"] if p not in TAGS)
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {_unknown_key(err['loc'])}")
+            lines.append(f"  {_unknown_key(err['loc'], root)}")
         elif err["type"] == "missing":
             lines.append(f"  {where}: required, but missing. Set it in the YAML or as {where}=...")
         else:
@@ -135,10 +136,10 @@ def _explain(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _schema_at(loc: Sequence[int | str]) -> type[Any] | None:
+def _schema_at(loc: Sequence[int | str], root: type[BaseModel]) -> type[Any] | None:
     """The schema class at a config path, for listing its valid keys. A union (the dataset
     kinds) is resolved by the tag in the path when pydantic gives one."""
-    schema: Any = RunConfig
+    schema: Any = root
     for part in loc:
         members = _models_in(schema)
         tagged = [
@@ -232,21 +233,30 @@ def compose(
                 config_name, overrides=list(overrides), return_hydra_config=with_hydra
             )
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(_explain_hydra(str(exc).strip())) from None
+        raise ConfigError(_explain_hydra(str(exc).strip(), schema_of(config_name))) from None
 
 
-def _explain_hydra(message: str) -> str:
+def schema_of(config_name: str) -> type[BaseModel]:
+    """The schema a top-level config is validated against."""
+    if config_name == "bench":
+        from semillero.bench import BenchConfig
+
+        return BenchConfig
+    return RunConfig
+
+
+def _explain_hydra(message: str, root: type[BaseModel]) -> str:
     """Hydra answers an unknown override key with 'use +key=...', which would only move the
     error to validation. Say what the key should be instead."""
     match = re.match(r"Could not override '([\w.]+)'", message)
-    return _unknown_key(match.group(1).split(".")) if match else message
+    return _unknown_key(match.group(1).split("."), root) if match else message
 
 
-def _unknown_key(loc: Sequence[int | str]) -> str:
+def _unknown_key(loc: Sequence[int | str], root: type[BaseModel] = RunConfig) -> str:
     """`a.b.key: unknown key. Did you mean ...? Valid keys of a.b: ...`, for a key path from
     pydantic (which may hold a union tag) or from a Hydra override."""
     *parent, leaf = loc
-    schema = _schema_at(parent)
+    schema = _schema_at(parent, root)
     valid = sorted(schema.model_fields) if schema else []
     visible = [str(p) for p in parent if p not in TAGS]
     where = ".".join(visible) or "the root config"
