@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import datasets
@@ -70,6 +71,37 @@ def test_all_blank_is_an_error_even_with_no_limit(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match="2 of 2 rows"):
         drop_blank(load_raw(cfg, resolve_source(cfg, "full")), cfg)
+
+
+def test_blank_rows_are_named_by_their_data_row(tmp_path: Path) -> None:
+    cfg = poetry(
+        path=str(write_csv(tmp_path / "p.csv", ["A,uno,T", "X,,vacío", "B,dos,U"])),
+        cleaning={"drop_blank": False},
+    )
+    with pytest.raises(DataError, match=r"\(rows 2\.\.\.\)"):
+        drop_blank(load_raw(cfg, resolve_source(cfg, "full")), cfg)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("p.csv", "author,content,title\n", "holds a header and no rows"),
+        ("p.jsonl", "\n\n", "holds no rows (it is empty)"),
+        ("p.jsonl", "", "holds no rows (it is empty)"),
+    ],
+)
+def test_a_file_without_rows_says_so(name: str, text: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    cfg = poetry(path=str(path))
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_raw(cfg, resolve_source(cfg, "full"))
+
+
+def test_too_few_rows_to_split_names_the_settings() -> None:
+    ds = datasets.Dataset.from_dict({"content": ["solo uno"]})
+    with pytest.raises(DataError, match=r"too few to hold out test_size=0\.1.*dataset\.test_size"):
+        split(ds, 0.1, seed=0)
 
 
 def test_non_utf8_names_the_line_and_the_fix(tmp_path: Path) -> None:

@@ -45,16 +45,17 @@ def drop_blank(
     if not bad:
         return ds, report
     what = " or ".join(map(repr, columns))
-    shown = ", ".join(str(i + 2) for i in report.dropped_rows)  # +2: 1-based, after a header
+    # Data rows counted from 1 (a CSV's header and a quoted poem's extra lines not counted).
+    shown = ", ".join(str(i + 1) for i in report.dropped_rows)
     if not cfg.cleaning.drop_blank:
         raise DataError(
             f"dataset {cfg.name!r}: {len(bad)} row(s) with blank {what} "
-            f"(file lines {shown}...); remove them or set dataset.cleaning.drop_blank=true"
+            f"(rows {shown}...); remove them or set dataset.cleaning.drop_blank=true"
         )
     if len(bad) == len(ds) or len(bad) / len(ds) > cfg.cleaning.max_drop_fraction:
         raise DataError(
             f"dataset {cfg.name!r}: {len(bad)} of {len(ds)} rows have null, empty or "
-            f"whitespace-only {what} (file lines {shown}...; rows counted from 2 as in a CSV), "
+            f"whitespace-only {what} (rows {shown}...; data rows counted from 1), "
             f"more than dataset.cleaning.max_drop_fraction={cfg.cleaning.max_drop_fraction}. "
             "Fix the file, or raise the limit if that much loss is expected"
         )
@@ -67,7 +68,13 @@ def drop_blank(
 
 def split(ds: datasets.Dataset, test_size: float, seed: int) -> datasets.DatasetDict:
     """The seeded train/test split (the seed's 90/10 with test_size=0.1)."""
-    return ds.train_test_split(test_size=test_size, seed=seed)
+    try:
+        return ds.train_test_split(test_size=test_size, seed=seed)
+    except ValueError as exc:  # too few rows for one side of the split
+        raise DataError(
+            f"{len(ds)} row(s) are too few to hold out test_size={test_size} and still train "
+            f"({exc}); use more rows (dataset.source_split) or another dataset.test_size"
+        ) from None
 
 
 def limit(ds: datasets.Dataset, n: int | None, what: str) -> datasets.Dataset:

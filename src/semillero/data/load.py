@@ -29,11 +29,17 @@ def load_raw(cfg: DatasetConfig, source: Source) -> datasets.Dataset:
         for file in [path] if path.is_file() else sorted(path.rglob("*")):
             if file.suffix in (".csv", ".json", ".jsonl"):
                 check_utf8(file, cfg.name)
+                check_has_rows(file, cfg.name)
             if file.suffix == ".jsonl":
                 check_jsonl(file, cfg.name)
     fixture = source.kind == "fixture"
     split = (cfg.fixture_split or cfg.source_split) if fixture else cfg.source_split
     ds = _load(cfg, source, split)
+    if len(ds) == 0:
+        raise DataError(
+            f"dataset {cfg.name!r}: split {split!r} of {source.location} has no rows; use a "
+            "split (or slice) that holds some"
+        )
     check_slice(cfg, source, split, ds)
     check_columns(ds, cfg, source)
     return ds
@@ -111,6 +117,18 @@ def check_utf8(path: Path, name: str) -> None:
             f"dataset {name!r}: {path} is not UTF-8 (byte 0x{data[exc.start]:02x} on line "
             f"{line}); re-encode it, e.g. iconv -f latin1 -t utf-8 {path.name} > fixed.csv"
         ) from None
+
+
+def check_has_rows(path: Path, name: str) -> None:
+    """A file with nothing but blank lines (or a CSV with its header only) is an error that
+    says so, not a parser's StopIteration or a complaint about the split."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    header = 1 if path.suffix == ".csv" else 0
+    if len(lines) <= header:
+        what = "a header and no rows" if lines else "no rows (it is empty)"
+        raise DataError(
+            f"dataset {name!r}: {path} holds {what}; fill it, or point the config at the right file"
+        )
 
 
 def check_jsonl(path: Path, name: str) -> None:

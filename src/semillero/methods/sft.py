@@ -10,7 +10,9 @@ test), and the side-by-side table goes in the record, the report and W&B.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sized
 from pathlib import Path
+from typing import cast
 
 import datasets
 from trl import SFTConfig, SFTTrainer
@@ -89,6 +91,12 @@ def run(job: Job) -> Outcome:
         before = contrast_answers(job, method)
 
     trainer = make_trainer(run_, loaded, pairs, job.folder / "trainer", job.report_to)
+    if len(cast(Sized, trainer.train_dataset)) == 0:  # TRL dropped every row it tokenised
+        raise DataError(
+            f"every training row lost its response to truncation at method.max_length="
+            f"{method.max_length} (TRL drops rows with no response token): raise "
+            "method.max_length, or check the format"
+        )
     job.record_data["fingerprints"] = {
         name: getattr(ds, "_fingerprint", None)
         for name, ds in (("train", trainer.train_dataset), ("test", trainer.eval_dataset))
