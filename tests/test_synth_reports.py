@@ -175,7 +175,7 @@ def test_a_failed_write_keeps_the_old_file(
     def crash(*_: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(synth_reports.os, "replace", crash)
+    monkeypatch.setattr("semillero.files.os.replace", crash)
     with pytest.raises(OSError, match="disk full"):
         write_splits(spec, tmp_path, {"train": 20}, seed=1)
     assert (tmp_path / "train.jsonl").read_bytes() == old

@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import traceback
 from datetime import UTC, datetime
 from importlib import metadata
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from semillero.files import atomic_write_text
 
 RECORD = "record.json"
 STACK = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "hydra-core", "wandb")
@@ -61,14 +62,7 @@ class RunRecord(BaseModel):
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / RECORD
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".record-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(self.model_dump_json(indent=2))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(folder / RECORD, self.model_dump_json(indent=2))
 
     def fail(self, exc: BaseException, folder: Path) -> None:
         """Marks the run failed (or interrupted, for Ctrl-C); the traceback goes beside it."""

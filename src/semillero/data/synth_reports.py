@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from string import Formatter
@@ -23,6 +21,7 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from semillero.config.base import Schema
 from semillero.errors import ConfigError, did_you_mean
+from semillero.files import atomic_write_text
 
 _NUMBER_TOKENS = ("int", "int_dots", "dec", "mil")  # see `formats` in synth_reports.yaml
 
@@ -337,17 +336,9 @@ def write_splits(
     drawn = {s: _generate(spec, n, random.Random(f"{seed}:{s}"), seen) for s, n in sizes.items()}
     paths: dict[str, Path] = {}
     for split, rows in drawn.items():
-        paths[split] = out_dir / f"{split}.jsonl"
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{split}.", suffix=".tmp")
-        try:  # a crash leaves this split's old file (or none), never half a file
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, paths[split])
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # A crash leaves this split's old file (or none), never half a file.
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        paths[split] = atomic_write_text(out_dir / f"{split}.jsonl", text)
     return paths
 
 
