@@ -206,7 +206,11 @@ def test_study_runs_then_exports(isolated: Path) -> None:
     assert Path(record.artifacts["adapter"], "adapter_config.json").is_file()
     assert record.metrics["eval_loss"] > 0 and record.metrics["train_steps"] == 3
 
-    result = export_run(isolated / "tiny" / "alpaca_qlora" / record.run_name)
+    # The record's paths are where the run wrote; export finds them after outputs/ moved
+    # (or from another directory, for the relative paths of a run started in the repo).
+    moved = isolated.parent / "moved"
+    isolated.rename(moved)
+    result = export_run(moved / "tiny" / "alpaca_qlora" / record.run_name)
     assert result["merge_max_abs_diff_fp32"] < 1e-4
     assert result["reload_same_next_token"] == 1.0
     assert result["gguf_check"]["token_embd"] == "identical"

@@ -51,36 +51,53 @@ def find_run(target: str | Path) -> tuple[Path, RunRecord]:
     return folder, record
 
 
+def located(folder: Path, saved: str) -> str:
+    """A path a record holds, found from the run folder. Records keep paths as the run
+    wrote them, relative to where it was started; from another directory, or after
+    outputs/ has moved, the part below the run's own folder still finds them. A hub id or a
+    path outside the run is returned as it is."""
+    path = Path(saved)
+    if path.is_absolute() and path.exists():
+        return saved
+    parts = path.parts
+    if folder.name in parts:
+        inside = folder.joinpath(*parts[parts.index(folder.name) + 1 :])
+        if inside.exists():
+            return str(inside)
+    return saved
+
+
 def export_run(target: str | Path, dtype: str = "bfloat16") -> dict[str, Any]:
     """Merges, checks, writes GGUF and a Modelfile; returns what was done (export.json)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, record = find_run(target)
+    if "adapter" not in record.artifacts and "model" not in record.artifacts:
+        raise SemilleroError(
+            f"run {record.run_name} saved no weights (its method keeps none, e.g. clm): "
+            "export works on sft and grpo runs"
+        )
     out = folder / "export"
     out.mkdir(exist_ok=True)
     torch_dtype = getattr(torch, dtype)
     result: dict[str, Any] = {"run": record.run_name, "dtype": dtype}
 
     if "adapter" in record.artifacts:
-        adapter_dir = record.artifacts["adapter"]
+        adapter_dir = located(folder, record.artifacts["adapter"])
         base = record.model.get("base")
         if not base:
             raise SemilleroError(
                 f"the record of {record.run_name} names no base model to merge into"
             )
-        done = merge_adapter(base, adapter_dir, record.model.get("adapter", {}))
+        done = merge_adapter(located(folder, base), adapter_dir, record.model.get("adapter", {}))
         merged, tokenizer, reference = done.model, done.tokenizer, done.reference_logits
         result |= done.info
-    elif "model" in record.artifacts:
-        merged = AutoModelForCausalLM.from_pretrained(record.artifacts["model"])
-        tokenizer = AutoTokenizer.from_pretrained(record.artifacts["model"])
+    else:
+        model_dir = located(folder, record.artifacts["model"])
+        merged = AutoModelForCausalLM.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
         reference = None
         result["merge"] = "no adapter: the fully fine-tuned model is exported as it is"
-    else:
-        raise SemilleroError(
-            f"run {record.run_name} saved no weights (its method keeps none, e.g. clm): "
-            "export works on sft and grpo runs"
-        )
 
     merged_dir = out / "merged"
     cast(Any, merged).to(torch_dtype).save_pretrained(str(merged_dir))
