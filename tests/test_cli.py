@@ -95,3 +95,10 @@ def test_report_without_runs_names_the_fix(isolated: Path) -> None:
     out = semillero("report", "EXP=gpt2_screening")
     assert out.returncode == 2
     assert "make sweep EXP=gpt2_screening SCALE=full" in out.stderr
+
+
+@pytest.mark.parametrize("args", [["train", "--help"], ["bench", "-h"], ["help"]])
+def test_help_after_any_command_prints_the_usage(args: list[str]) -> None:
+    out = semillero(*args)
+    assert out.returncode == 0
+    assert "semillero sweep EXP=<study>" in out.stdout

@@ -3,6 +3,7 @@ cannot run and how to fix it."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,14 @@ def test_flash_attention_without_cuda_is_invalid(monkeypatch: pytest.MonkeyPatch
     points = plan_grid(["model=gpt2-small-es", "model.attn_implementation=flash_attention_2"])
     assert points[0].run is None and "needs a CUDA GPU" in (points[0].error or "")
     monkeypatch.setattr("semillero.plan.visible_device", lambda: ("NVIDIA H100", 80.0))
+    if importlib.util.find_spec("flash_attn") is None:  # this venv: the package is missing
+        [point] = plan_grid(["model=gpt2-small-es", "model.attn_implementation=flash_attention_2"])
+        assert "needs the flash-attn package" in (point.error or "")
+        real = importlib.util.find_spec
+        monkeypatch.setattr(
+            "importlib.util.find_spec",
+            lambda name: object() if name == "flash_attn" else real(name),
+        )
     assert plan_grid(["model=gpt2-small-es", "model.attn_implementation=flash_attention_2"])[0].run
 
 
@@ -98,3 +107,42 @@ def test_sweep_refuses_an_invalid_grid_unless_told_to_skip(isolated: Path) -> No
     )
     assert skipped.returncode == 0, skipped.stderr[-2000:]
     assert "1/1 runs done" in skipped.stdout
+
+
+def test_a_single_run_checks_flash_attention_as_plan_does(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from semillero.cli import main
+
+    monkeypatch.setattr("semillero.plan.visible_device", lambda: ("cpu RAM", 24.0))
+    assert main(["train", "SCALE=tiny", "model.attn_implementation=flash_attention_2"]) == 2
+    assert "flash_attention_2 needs a CUDA GPU" in capsys.readouterr().err
+    assert not isolated.exists()
+
+
+def test_an_interrupted_run_without_a_checkpoint_is_not_called_resumable(isolated: Path) -> None:
+    from semillero.config.compose import run_dir
+    from semillero.records import RunRecord
+
+    [point] = plan_grid(["scale=tiny"])
+    assert point.run is not None and point.status == "new"
+    folder = run_dir(point.run)
+    record = RunRecord(
+        run_name=folder.name, config_hash="x", study="adhoc", scale="tiny", seed=0, config={}
+    )
+    record.status = "interrupted"
+    record.write(folder)
+    assert point.status == "interrupted; no checkpoint: starts over"
+    (folder / "trainer" / "checkpoint-5").mkdir(parents=True)
+    (folder / "trainer" / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    (folder / "trainer" / "checkpoint-5" / "semillero_loss.json").write_text("{}")
+    assert point.status == "resumable (interrupted)"
+
+
+def test_a_setting_the_chosen_option_leaves_out_names_the_options_that_have_it() -> None:
+    with pytest.raises(
+        ConfigError, match=r"adapter\.r: the adapter chosen for this run has no 'r'"
+    ):
+        compose(["adapter=none", "adapter.r=8"])
+    with pytest.raises(ConfigError, match="adapter=lora, adapter=qlora"):
+        compose(["adapter=none", "adapter.r=8"])

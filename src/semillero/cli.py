@@ -1,4 +1,4 @@
-"""The `semillero` command: train, sweep, plan, report.
+"""The `semillero` command: train, sweep, plan, report, export, axolotl, data, bench.
 
     semillero train [hydra overrides]            one run (add -m for a Hydra multirun)
     semillero sweep EXP=<study> [SCALE=tiny]     a study's whole grid, then its report
@@ -47,7 +47,7 @@ _failures: list[str] = []  # runs of this process that did not finish (basic lau
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args or args[0] in ("-h", "--help", "help") or args[1:2] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
     command, rest = args[0], normalise_args(args[1:])
@@ -76,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SemilleroError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the run's record says `interrupted`; its traceback is beside it
+        print(
+            "\n[semillero] interrupted: run the same command again to resume from the last "
+            "checkpoint (finished runs are skipped)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def bench(args: list[str]) -> int:

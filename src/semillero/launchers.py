@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -92,6 +94,7 @@ def sbatch_preview(hydra_launcher: dict[str, Any], jobs: int, folder: str) -> st
     }
     if "mem" in params:
         params["mem"] = _convert_mem(params["mem"])
-    return str(
-        _make_sbatch_string(command="semillero job", folder=folder, map_count=jobs, **params)
-    )
+    # The command submitit's SlurmExecutor runs in each job: it unpickles Hydra's job (one
+    # grid point) and runs it (SlurmExecutor._submitit_command_str).
+    command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", folder])
+    return str(_make_sbatch_string(command=command, folder=folder, map_count=jobs, **params))

@@ -34,7 +34,13 @@ class GridPoint:
         if self.run is None:
             return "invalid"
         status = run_status(self.run)
-        return "new" if status is None else status if status == "done" else f"resumable ({status})"
+        if status in (None, "done"):
+            return status or "new"
+        from semillero.runner import last_complete_checkpoint
+
+        if last_complete_checkpoint(run_dir(self.run) / "trainer") is None:
+            return f"{status}; no checkpoint: starts over"
+        return f"resumable ({status})"
 
 
 def run_status(run: RunConfig) -> str | None:
@@ -59,6 +65,18 @@ def preflight(run: RunConfig) -> None:
             "bitsandbytes, which is not installed: pip install -e '.[quant]' (the Docker image "
             "has it), or use adapter=lora"
         )
+    if run.model.attn_implementation == "flash_attention_2":
+        if visible_device()[0] == "cpu RAM":
+            raise SemilleroError(
+                "model.attn_implementation=flash_attention_2 needs a CUDA GPU (and the "
+                "flash-attn package, which the Docker image has): use sdpa here, or run on a GPU"
+            )
+        if importlib.util.find_spec("flash_attn") is None:
+            raise SemilleroError(
+                "model.attn_implementation=flash_attention_2 needs the flash-attn package, "
+                "which is not installed: use the Docker image (make docker-build), or "
+                "model.attn_implementation=sdpa"
+            )
     if run.method.distributed.strategy != "single":
         from semillero.distributed import check, visible_gpu_count
 
@@ -98,13 +116,7 @@ def plan_grid(overrides: Sequence[str]) -> list[GridPoint]:
             points.append(GridPoint(point, error=str(exc)))
             continue
         need = estimate_gib(run)
-        if run.model.attn_implementation == "flash_attention_2" and device == "cpu RAM":
-            error = (
-                "model.attn_implementation=flash_attention_2 needs a CUDA GPU (and the "
-                "flash-attn package, which the Docker image has): use sdpa here, or run on a GPU"
-            )
-            points.append(GridPoint(point, error=error, memory_gib=need))
-        elif need is not None and need > device_gib:
+        if need is not None and need > device_gib:
             error = (
                 f"needs about {need:.1f} GiB to train ({run.model.name}, batch "
                 f"{run.trainer.per_device_train_batch_size}), more than the {device_gib:.1f} "
@@ -123,7 +135,7 @@ def train_steps(run: RunConfig) -> int | None:
     if t.max_steps > 0:
         return t.max_steps
     rows = d.max_train_samples
-    if isinstance(d, DatasetConfig) and d.rows:
+    if isinstance(d, DatasetConfig) and d.rows and run.scale == "full":  # rows: the real data
         held_out = math.ceil(d.rows * d.test_size)
         rows = min(rows or d.rows, d.rows - held_out)
     if rows is None:
@@ -177,7 +189,7 @@ def _source(d: DatasetConfig, scale: str) -> str:
         sizes = d.synth.tiny_sizes if scale == "tiny" else d.synth.sizes
         return f"{d.name} generated ({d.synth.generator}, seed {d.synth.seed}, {sizes})"
     if scale == "tiny":
-        return f"{d.name} fixture [{d.source_split}]"
+        return f"{d.name} fixture [{d.fixture_split or d.source_split}]"
     where = d.path or " ".join(x for x in (d.hub_id, d.config_name) if x)
     if not d.path and d.revision:
         where += f"@{d.revision}"

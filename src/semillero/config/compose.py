@@ -260,10 +260,23 @@ def _unknown_key(loc: Sequence[int | str], root: type[BaseModel] = RunConfig) ->
     valid = sorted(schema.model_fields) if schema else []
     visible = [str(p) for p in parent if p not in TAGS]
     where = ".".join(visible) or "the root config"
+    dotted = ".".join([*visible, str(leaf)])
+    if leaf in valid and where in GROUPS:  # a setting that the chosen option leaves out
+        having = [o for o in group_options(where) if leaf in _yaml_keys(where, o)]
+        return (
+            f"{dotted}: the {where} chosen for this run has no {leaf!r} setting; choose one "
+            f"that has it first ({', '.join(f'{where}={o}' for o in having)})"
+        )
     return (
-        f"{'.'.join([*visible, str(leaf)])}: unknown key.{did_you_mean(str(leaf), valid)} "
+        f"{dotted}: unknown key.{did_you_mean(str(leaf), valid)} "
         f"Valid keys of {where}: {', '.join(valid)}"
     )
+
+
+def _yaml_keys(group: str, option: str) -> set[str]:
+    """The top-level keys of conf/<group>/<option>.yaml."""
+    data = OmegaConf.load(conf_dir() / group / f"{option}.yaml")
+    return {str(k) for k in data} if isinstance(data, DictConfig) else set()
 
 
 def expand_grid(overrides: Sequence[str]) -> list[list[str]]:
