@@ -48,3 +48,24 @@ def test_report_keeps_to_the_current_grid(tmp_path: Path) -> None:
     report_study(tmp_path, REPORT, REPO, names={current.run_name})
     table = pd.read_csv(tmp_path / "report.csv")
     assert list(table["model"]) == ["gpt2-small-es"] and table.loc[0, "train_loss"] == 4.3
+
+
+def test_a_report_names_the_settings_every_run_was_given(tmp_path: Path) -> None:
+    runs = [
+        screening_record("distilgpt2", 5.1, hub_id="distilbert/distilgpt2"),
+        screening_record("gpt2-small-es", 4.3, hub_id="datificate/gpt2-small-spanish"),
+    ]
+    for r, model in zip(runs, ("distilgpt2", "gpt2-small-es"), strict=True):
+        study = ["experiment=gpt2_screening", "scale=tiny"]
+        r.overrides = [*study, f"model={model}", "trainer.max_steps=3"]
+        r.write(tmp_path / r.run_name)
+    text = build(find_records(tmp_path), REPORT, tmp_path, REPO)
+    assert "on top of the study's: `trainer.max_steps=3`. The published" in text
+    assert "`model=" not in text and "`scale=" not in text  # the grid and the study are not
+
+
+def test_a_report_without_extra_settings_says_nothing_of_them(tmp_path: Path) -> None:
+    r = screening_record("gpt2-small-es", 4.3, hub_id="datificate/gpt2-small-spanish")
+    r.overrides = ["experiment=gpt2_screening", "model=gpt2-small-es"]
+    r.write(tmp_path / r.run_name)
+    assert "command line" not in build(find_records(tmp_path), REPORT, tmp_path, REPO)

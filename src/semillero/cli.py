@@ -358,6 +358,8 @@ def _report(cfg: ReportConfig, folder: Path, runs: list[RunConfig]) -> str:
 
     report_study(folder, cfg, conf_dir().parent, {run_dir(r).name for r in runs})
     table = console_table(folder, cfg)
+    if runs and runs[0].scale == "tiny":
+        table += "\n(tiny scale: twins on fixture text check the pipeline; not results)"
     return f"\n{table}\n\nreport: {folder / 'report.md'} (+ report.csv, report.png)"
 
 

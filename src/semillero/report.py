@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from semillero.config.compose import GROUPS
 from semillero.config.schema import ReportConfig
 from semillero.errors import SemilleroError
 from semillero.records import RunRecord, find_records
@@ -85,18 +86,27 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
     table.to_csv(folder / "report.csv", index=False)
     done = [r for r in records if r.status == "done"]
     last = records[-1]
-    plot(table, cfg, folder / "report.png", device=last.device)
+    tiny = any(r.scale == "tiny" for r in records)
+    plot(table, cfg, folder / "report.png", device=last.device, tiny=tiny)
     if cfg.curves:
         plot_curves(done, cfg, folder / "curves.png")
 
     lines = [f"# {cfg.title}", ""]
-    if any(r.scale == "tiny" for r in records):
+    if tiny:
         lines += [
             "> **Tiny scale.** These runs use tiny random-init twins and our own fixture "
             "text: they check the pipeline end to end; they do not reproduce the published "
             "numbers, which are shown for the layout only. Twins of models with the same "
             "class and shape are the same network under the same seed, so their numbers "
             "coincide.",
+            "",
+        ]
+    given = common_overrides(done)
+    if given:
+        lines += [
+            "> **Settings given on the command line**, on top of the study's: "
+            + ", ".join(f"`{o}`" for o in given)
+            + ". The published numbers were not made with them.",
             "",
         ]
     sample = [] if cfg.samples else ["sample"]
@@ -142,6 +152,20 @@ def build(records: list[RunRecord], cfg: ReportConfig, folder: Path, root: Path)
     (folder / "report.md").write_text(text, encoding="utf-8")
     return text
 
+
+def common_overrides(records: list[RunRecord]) -> list[str]:
+    """The settings every run was given besides its study, scale and config-group choices
+    (`trainer.max_steps=3` ...; a choice such as model=... is a row of the table already):
+    a report made with them says so, beside numbers published without them."""
+    if not records:
+        return []
+    shared = set.intersection(*(set(r.overrides) for r in records))
+    skip = {*GROUPS, "scale"}
+    return sorted(o for o in shared if o.partition("=")[0].lstrip("+~") not in skip)
+
+
+# Units of the metrics that have one, for the charts' titles.
+UNITS = {"train_runtime": "s", "eval_runtime": "s", "train_samples_per_second": "rows/s"}
 
 SECTION_TITLES = {
     "before_after": "Held-out evaluation, before and after training",
@@ -203,8 +227,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path, device: str) -> None:
-    """One bar chart per metric: ours beside the published value, per row."""
+def plot(
+    table: pd.DataFrame, cfg: ReportConfig, path: Path, device: str, tiny: bool = False
+) -> None:
+    """One bar chart per metric: ours beside the published value, per row. A tiny-scale
+    chart says on itself that its bars are not results."""
     plt = _pyplot()
     metrics = cfg.plot or cfg.metrics[:2]
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5), squeeze=False)
@@ -216,12 +243,13 @@ def plot(table: pd.DataFrame, cfg: ReportConfig, path: Path, device: str) -> Non
         ax.bar([i - width / 2 * has_published for i in x], table[metric], width, label="ours")
         if has_published:
             ax.bar([i + width / 2 for i in x], table[published], width, label="published")
-            ax.legend(fontsize=8)
-        ax.set_title(metric)
+            ax.legend(fontsize=8, loc="best", framealpha=0.6)
+        ax.set_title(f"{metric} ({UNITS[metric]})" if metric in UNITS else metric)
         ax.set_xticks(list(x))
         ax.set_xticklabels(table[cfg.rows], rotation=35, ha="right", fontsize=8)
     note = f"; published: {cfg.reference_note}" if cfg.reference_note else ""
-    fig.suptitle(f"{cfg.title}\nours: {device}{note}", fontsize=10)
+    caveat = "\nTINY SCALE: random-init twins on fixture text; a pipeline check, not results"
+    fig.suptitle(f"{cfg.title}\nours: {device}{note}{caveat if tiny else ''}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
