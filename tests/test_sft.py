@@ -171,10 +171,20 @@ def test_rows_missing_output_are_one_error(tmp_path: Path) -> None:
         )
 
 
+def test_an_alpaca_file_may_leave_the_optional_input_out(tmp_path: Path) -> None:
+    rows = [{"instruction": f"Pregunta {i}", "output": f"Respuesta {i}"} for i in range(40)]
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    record = run_tiny(
+        "method=sft", "model=llama-3.2-1b", "dataset=alpaca-spanish", f"dataset.fixture={path}"
+    )
+    assert record.status == "done" and record.data["rows_in"] == 40
+
+
 def test_a_missing_column_names_the_fix(tmp_path: Path) -> None:
     path = tmp_path / "data.jsonl"
     path.write_text('{"pregunta": "a", "respuesta": "b"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"has no column 'instruction', 'input', 'output'"):
+    with pytest.raises(DataError, match=r"has no column 'instruction', 'output';"):
         run_tiny(
             "method=sft", "model=llama-3.2-1b", "dataset=alpaca-spanish", f"dataset.fixture={path}"
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import datasets
 
-from semillero.config.schema import DatasetConfig
+from semillero.config.schema import METHOD_ROLES, DatasetConfig
 from semillero.data.source import BUILDERS, Source, check_source
 from semillero.errors import DataError
 
@@ -153,8 +153,17 @@ def check_jsonl(path: Path, name: str) -> None:
                 )
 
 
+def optional_columns(cfg: DatasetConfig) -> set[str]:
+    """Columns of roles that no method requires (Alpaca's `input`): a file may leave them
+    out, and each row then has an empty one."""
+    roles = [(r, needed) for method in METHOD_ROLES.values() for r, needed in method.items()]
+    optional = {r for r, needed in roles if not needed} - {r for r, needed in roles if needed}
+    return {column for role, column in cfg.fields.items() if role in optional}
+
+
 def check_columns(ds: datasets.Dataset, cfg: DatasetConfig, source: Source) -> None:
-    missing = [c for c in cfg.columns if c not in ds.column_names]
+    optional = optional_columns(cfg)
+    missing = [c for c in cfg.columns if c not in ds.column_names and c not in optional]
     if missing:
         raise DataError(
             f"dataset {cfg.name!r} ({source}) has no column {', '.join(map(repr, missing))}; "
@@ -164,6 +173,8 @@ def check_columns(ds: datasets.Dataset, cfg: DatasetConfig, source: Source) -> N
         )
     text = [cfg.text_column] if cfg.text_column else []
     for column in text + list(cfg.fields.values()):
+        if column not in ds.column_names:  # an optional column left out
+            continue
         feature = ds.features[column]
         if getattr(feature, "dtype", None) not in ("string", "large_string", "null"):
             raise DataError(
