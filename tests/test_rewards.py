@@ -124,3 +124,16 @@ def test_unknown_reward_in_config_is_one_clear_error() -> None:
     cfg = compose(["experiment=iberotales_grpo", "scale=tiny", "method.rewards=[match_formt]"])
     with pytest.raises(ConfigError, match=r"unknown reward 'match_formt'.*Rewards: "):
         validate(cfg)
+
+
+def test_a_reward_that_cannot_take_trls_keywords_is_a_config_error() -> None:
+    from semillero.config.compose import compose, validate
+    from semillero.errors import ConfigError
+
+    study = ["experiment=iberotales_grpo", "scale=tiny"]
+    with pytest.raises(ConfigError, match=r"reward 'json:dumps' cannot take .* asks for 'obj'"):
+        validate(compose([*study, "method.rewards=[json:dumps]"]))
+    with pytest.raises(ConfigError, match="reward 'operator:add' cannot take"):  # positional only
+        validate(compose([*study, "method.rewards=[operator:add]"]))
+    ok = "tests.helpers.rewards:answer_length"  # asks for `answer`, a column: accepted
+    assert validate(compose([*study, f"method.rewards=[{ok}]"])).method.rewards == [ok]

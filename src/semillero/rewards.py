@@ -12,8 +12,9 @@ A study names its rewards in config (`method.rewards`): a name registered here, 
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from semillero.errors import did_you_mean
@@ -121,6 +122,38 @@ def check_text_similarity(
 REWARDS: dict[str, RewardFunc] = {
     f.__name__: f for f in (match_format_exactly, match_format_approximately, check_text_similarity)
 }
+
+
+# What TRL passes a reward by keyword besides the data set's columns.
+TRL_ARGUMENTS = ("prompts", "completions", "completion_ids", "trainer_state")
+
+
+def check_signature(name: str, func: Callable[..., Any], columns: Iterable[str] = ()) -> None:
+    """TRL calls a reward with keyword arguments only: TRL_ARGUMENTS and every column of the
+    data set (`columns`, with the method's roles such as `answer`). A function that cannot
+    take them fails in the first training step; here it is a config error."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: TRL will tell
+        return
+    known = {*TRL_ARGUMENTS, *columns}
+    needed = [
+        p.name
+        for p in params
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in known
+    ]
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)]
+    takes_rest = any(p.kind is p.VAR_KEYWORD for p in params)
+    if not takes_rest or needed or positional:
+        wrong = needed or positional
+        raise ValueError(
+            f"reward {name!r} cannot take TRL's keyword arguments ({', '.join(sorted(known))}"
+            ", and any other column): write it as def reward(completions, **kwargs) -> "
+            "list[float], reading columns such as kwargs['answer']"
+            + (f"; it asks for {', '.join(map(repr, wrong))}" if wrong else "")
+        )
 
 
 def resolve_reward(name: str) -> RewardFunc:

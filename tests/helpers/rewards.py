@@ -22,3 +22,9 @@ def vowel_share(completions: list[Any], **kwargs: Any) -> list[float]:
         text = completion_text(c)
         scores.append(sum(ch in "aeiouáéíóú" for ch in text.lower()) / max(len(text), 1))
     return scores
+
+
+def answer_length(completions: list[Any], answer: list[str], **kwargs: Any) -> list[float]:
+    """The reference answer's length in characters, for each completion (a reward that asks
+    for a data set column by name, as TRL passes it)."""
+    return [float(len(a)) for a in answer[: len(completions)]]

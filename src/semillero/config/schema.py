@@ -493,6 +493,12 @@ class RunConfig(Schema):
                 "none (a base model): use method.format=alpaca, or an instruct model"
             )
         if isinstance(method, GrpoMethodConfig):
+            from semillero.rewards import check_signature, resolve_reward
+
+            members = data.sources.values() if isinstance(data, CorpusConfig) else [data]
+            columns = {c for m in members for c in [*m.columns, *m.fields]}
+            for name in method.rewards:  # known names: checked by the method's schema
+                check_signature(name, resolve_reward(name), columns)
             if not has_template:
                 raise ValueError(
                     f"method grpo writes its prompts as chat messages (system + question), and "
