@@ -114,6 +114,7 @@ def test_trainer_settings_the_libraries_refuse_are_plan_errors(
         ("trainer.save_total_limit=-2", "save_total_limit"),
         ("trainer.max_grad_norm=-1", "max_grad_norm"),
         ("seed=-1", "seed"),
+        ("study=../../etc", "is not a folder name"),
         ("trainer.save_strategy=best", "trainer.metric_for_best_model names none"),
     ],
 )

@@ -106,7 +106,11 @@ def test_sweep_refuses_an_invalid_grid_unless_told_to_skip(isolated: Path) -> No
         [SEMILLERO, *args, "--skip-invalid"], capture_output=True, text=True, cwd=REPO
     )
     assert skipped.returncode == 0, skipped.stderr[-2000:]
-    assert "1/1 runs done" in skipped.stdout
+    assert "1/1 runs done in" in skipped.stdout
+    again = subprocess.run(
+        [SEMILLERO, *args, "--skip-invalid"], capture_output=True, text=True, cwd=REPO
+    )
+    assert "1/1 runs done (1 already done: skipped)" in again.stdout
 
 
 def test_a_single_run_checks_flash_attention_as_plan_does(

@@ -278,6 +278,8 @@ def sweep(overrides: list[str]) -> int:
     from semillero.axolotl.commands import check_runs
 
     check_runs(runs)  # Axolotl's YAMLs, all checked before any run starts
+    forced = os.environ.get(FORCE_ENV) == "1"
+    before = 0 if forced else sum(run_status(r) == "done" for r in runs)
     print(f"\n[semillero] sweep: {len(runs)} runs", flush=True)
     if len(valid) < len(points):
         # Hydra sweeps a whole cartesian grid; the valid points run one by one instead.
@@ -290,8 +292,9 @@ def sweep(overrides: list[str]) -> int:
     elif runs[0].report is not None:
         print(_report(runs[0].report, study_dir(runs[0]), runs), flush=True)
     elapsed = time.perf_counter() - start
+    earlier = f" ({before} already done: skipped)" if before else ""
     print(
-        f"\n[semillero] {len(runs) - len(unfinished)}/{len(runs)} runs done "
+        f"\n[semillero] {len(runs) - len(unfinished)}/{len(runs)} runs done{earlier} "
         f"in {elapsed:.0f}s ({elapsed / 60:.1f} min)",
         flush=True,
     )

@@ -446,6 +446,17 @@ class RunConfig(Schema):
     tracker: TrackerConfig
     report: ReportConfig | None = None
 
+    @field_validator("study")
+    @classmethod
+    def _study_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w.-]+(/[\w.-]+)*", value) or ".." in value.split("/"):
+            raise ValueError(
+                f"study {value!r} is not a folder name: records go in "
+                "<output_dir>/<scale>/<study>/, so use letters, digits, '.', '_', '-' "
+                "(and '/' between names)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _combination(self) -> RunConfig:
         """The checks that need two sections at once: method vs data, adapter vs model."""
