@@ -2,7 +2,7 @@
 
     semillero train [hydra overrides]            one run (add -m for a Hydra multirun)
     semillero sweep EXP=<study> [SCALE=tiny]     a study's whole grid, then its report
-    semillero plan EXP=<study> [SCALE=tiny]      validate and list the grid; loads nothing
+    semillero plan EXP=<study> [SCALE=tiny]      validate and list the grid; no weights loaded
     semillero report EXP=<study> [SCALE=tiny]    report.md / report.csv / report.png
     semillero export <run folder> [--dtype float16]
                                                  merged 16-bit model, GGUF, Ollama Modelfile
