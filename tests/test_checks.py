@@ -153,6 +153,10 @@ def test_a_local_model_folder_must_hold_config_weights_and_tokenizer(
     file = tmp_path / "config.json"
     file.write_text("{}")
     assert f"model.path={file} is a file, not a directory" in error(f"model.path={file}")
+    for name in ("model.safetensors", "tokenizer.json"):
+        (tmp_path / name).write_text("")
+    file.write_text("{not json")
+    assert "config.json is not a model config" in error(f"model.path={tmp_path}")
 
 
 def test_an_uncached_hub_model_offline_fails_before_the_record(

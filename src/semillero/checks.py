@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from semillero.config.schema import RunConfig
-from semillero.errors import ConfigError
+from semillero.errors import ConfigError, ModelLoadError
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -29,7 +29,14 @@ def position_limit(run: RunConfig) -> tuple[int, str] | None:
         config, who, where = model.twin.config, f"the twin of {model.name}", "model.twin.config."
     elif model.path:
         path = Path(model.path).expanduser() / "config.json"
-        config, who, where = json.loads(path.read_text(encoding="utf-8")), str(path.parent), ""
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(
+                f"{path} is not a model config ({exc}): model.path must be a save_pretrained "
+                "directory"
+            ) from None
+        who, where = str(path.parent), ""
     else:
         limit = model.facts.context_length
         return (limit, f"{model.name} (model.facts.context_length)") if limit else None
