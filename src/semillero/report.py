@@ -243,7 +243,8 @@ def plot(
         ax.bar([i - width / 2 * has_published for i in x], table[metric], width, label="ours")
         if has_published:
             ax.bar([i + width / 2 for i in x], table[published], width, label="published")
-            ax.legend(fontsize=8, loc="best", framealpha=0.6)
+            ax.margins(y=0.18)  # headroom above the bars: the legend sits there
+            ax.legend(fontsize=8, loc="upper center", ncol=2, framealpha=0.8)
         ax.set_title(f"{metric} ({UNITS[metric]})" if metric in UNITS else metric)
         ax.set_xticks(list(x))
         ax.set_xticklabels(table[cfg.rows], rotation=35, ha="right", fontsize=8)
