@@ -7,6 +7,7 @@ file gets one error that names the line and the fix instead of a pandas tracebac
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -122,8 +123,9 @@ def check_utf8(path: Path, name: str) -> None:
 def check_has_rows(path: Path, name: str) -> None:
     """A file with nothing but blank lines (or a CSV with its header only) is an error that
     says so, not a parser's StopIteration or a complaint about the split."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     header = 1 if path.suffix == ".csv" else 0
+    with path.open(encoding="utf-8") as f:  # reads only as far as the first row
+        lines = list(itertools.islice((line for line in f if line.strip()), header + 1))
     if len(lines) <= header:
         what = "a header and no rows" if lines else "no rows (it is empty)"
         raise DataError(
