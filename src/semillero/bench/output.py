@@ -10,6 +10,7 @@ from typing import Any, get_args
 
 from semillero.bench import CaseName
 from semillero.bench.flops import FORMULA
+from semillero.files import atomic_write_text
 
 # The issue's targets (ours vs the sources' recipes) and the source's own GRPO figure.
 CLM_SPEEDUP = 2.5
@@ -207,9 +208,7 @@ def write(doc: dict[str, Any], folder: Path) -> dict[str, Path]:
         doc["targets"] = [
             t | {"met": None, "target": f"{t['target']} (tiny)"} for t in doc["targets"]
         ]
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(paths["json"])
+    atomic_write_text(paths["json"], json.dumps(doc, indent=2) + "\n")
     paths["md"].write_text(markdown(doc), encoding="utf-8")
     plot(doc, paths["png"])
     return paths

@@ -461,6 +461,7 @@ class RunConfig(Schema):
     def _combination(self) -> RunConfig:
         """The checks that need two sections at once: method vs data, adapter vs model."""
         method, data, adapter = self.method, self.dataset, self.adapter
+        members = list(data.sources.values()) if isinstance(data, CorpusConfig) else [data]
         if method.name == "clm":
             if adapter.type != "none":
                 raise ValueError(
@@ -476,7 +477,6 @@ class RunConfig(Schema):
         else:
             if self.shared_eval is not None:
                 raise ValueError(f"shared_eval is for method clm, not {method.name}")
-            members = data.sources.values() if isinstance(data, CorpusConfig) else [data]
             for member in members:
                 missing = [
                     role
@@ -506,7 +506,6 @@ class RunConfig(Schema):
         if isinstance(method, GrpoMethodConfig):
             from semillero.rewards import check_signature, resolve_reward
 
-            members = data.sources.values() if isinstance(data, CorpusConfig) else [data]
             columns = {c for m in members for c in [*m.columns, *m.fields]}
             for name in method.rewards:  # known names: checked by the method's schema
                 check_signature(name, resolve_reward(name), columns)
